@@ -1,0 +1,41 @@
+//! tickshard: a horizontally scaled stock-tick stream processor.
+//!
+//! N processor instances share the symbol universe. Each claims partitions
+//! through fenced leases in Redis, applies the ticks of its own symbols
+//! (one writer per symbol), and forwards ticks that reached the wrong
+//! instance to their owner over Redis pub/sub.
+//!
+//! # Modules
+//!
+//! The tick model and wire formats, used by everything:
+//! - [`tick`]: `Symbol`, fixed-point `Price`, `Tick`, and the ids
+//!   `PartitionId`, `Epoch`, `InstanceId`.
+//! - [`totals`]: exact per-symbol aggregates (count, volume, VWAP), shared
+//!   by the feed's ground truth and the engine.
+//! - [`codec`]: the JSON feed messages and the binary batch encoding.
+//! - [`partition`]: the stable `symbol → partition` function.
+//! - [`keys`]: every Redis key and channel name.
+//!
+//! Process plumbing:
+//! - [`config`]: command-line options of the subcommands.
+//! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
+//! - [`logging`]: tracing set-up.
+//! - [`redis_server`]: a private `redis-server` child, for the demo, tests
+//!   and benchmarks.
+//!
+//! # Data flow
+//!
+//! ```text
+//! feed ─WS─▶ ingest ─▶ router ─┬─ owned ─▶ engine ─▶ store (fenced HSET)
+//!                              └─ not owned ─▶ forward ─PUBLISH─▶ owner's inbox
+//! ```
+
+pub mod codec;
+pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod partition;
+pub mod redis_server;
+pub mod shutdown;
+pub mod tick;
+pub mod totals;

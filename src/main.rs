@@ -1,0 +1,20 @@
+//! The `tickshard` binary: parses the command line and runs a subcommand.
+
+use anyhow::Result;
+use clap::Parser;
+use tickshard::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tickshard::logging::init();
+    let shutdown = tickshard::shutdown::on_signals();
+    match cli.command {
+        Command::Processor(_args) => {
+            let _ = shutdown;
+            anyhow::bail!("`tickshard processor` is not built yet")
+        }
+        Command::Dashboard(_args) => anyhow::bail!("`tickshard dashboard` is not built yet"),
+        Command::Demo(_args) => anyhow::bail!("`tickshard demo` is not built yet"),
+    }
+}

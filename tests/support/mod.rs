@@ -1,0 +1,69 @@
+//! Shared integration-test support: a real `redis-server` per test and
+//! waiting for conditions with a deadline instead of sleeping.
+//!
+//! Each test binary includes this with `mod support;`; not every binary
+//! uses every helper.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use tickshard::redis_server::{RedisServer, RedisServerOptions};
+
+/// Starts a private redis-server, or fails the test with instructions.
+pub fn redis() -> RedisServer {
+    redis_with(RedisServerOptions::default())
+}
+
+/// Starts a private redis-server with `options`, or fails the test.
+pub fn redis_with(options: RedisServerOptions) -> RedisServer {
+    match RedisServer::start_with(options) {
+        Ok(server) => server,
+        Err(e) => panic!("this test needs a real redis-server: {e}"),
+    }
+}
+
+/// An async multiplexed connection to `server`.
+pub async fn connect(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).expect("valid url");
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", server.url(), server.log()))
+}
+
+/// Polls `condition` until it holds, or panics after `timeout` naming `what`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
