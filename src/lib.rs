@@ -32,10 +32,12 @@
 
 pub mod codec;
 pub mod config;
+pub mod engine;
 pub mod keys;
 pub mod logging;
 pub mod partition;
 pub mod redis_server;
 pub mod shutdown;
+pub mod store;
 pub mod tick;
 pub mod totals;

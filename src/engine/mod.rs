@@ -1,0 +1,433 @@
+//! The engine: per-symbol state of the partitions this instance owns, the
+//! single writer of every owned symbol.
+//!
+//! Pure and synchronous: the worker feeds it ticks, `seqs` announcements,
+//! ownership changes and loaded state, and asks it what to flush and which
+//! gaps to replay. It never touches Redis or the network, so every rule is
+//! unit-tested here:
+//!
+//! - a partition is `Loading` from acquisition until its persisted state is
+//!   installed; ticks meanwhile are held (bounded), then offered in order;
+//! - a tick is applied only when `seq == last_seq + 1`; lower is a
+//!   duplicate, higher is held (bounded per symbol and in total) and opens a
+//!   gap that is replayed, then skipped after the gap timeout;
+//! - dirty symbols are handed out for flushing with the partition's epoch
+//!   (the fencing token), and handed back if the flush failed.
+
+pub mod bar;
+pub mod symbol;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+pub use bar::Bar;
+pub use symbol::{GapAction, GapPolicy, Offer, SymbolState};
+
+use crate::tick::{Epoch, PartitionId, Symbol, Tick};
+use crate::totals::SymbolTotals;
+
+/// Engine limits and timings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Gap handling and bar width.
+    pub gap: GapPolicy,
+    /// Most ticks held ahead of gaps across all symbols.
+    pub max_held: usize,
+    /// Most ticks held per partition while its state loads.
+    pub max_loading_held: usize,
+}
+
+/// Where a partition stands in this engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStatus {
+    /// Not owned here.
+    NotOwned,
+    /// Owned; persisted state still loading.
+    Loading(Epoch),
+    /// Owned and processing.
+    Active(Epoch),
+}
+
+#[derive(Debug)]
+enum Slot {
+    Loading { epoch: Epoch, held: Vec<Tick> },
+    Active { epoch: Epoch },
+}
+
+#[derive(Debug)]
+struct Entry {
+    partition: PartitionId,
+    state: SymbolState,
+}
+
+/// One symbol's state, ready to persist.
+#[derive(Debug, Clone)]
+pub struct SymbolRecord {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// Its totals.
+    pub totals: SymbolTotals,
+    /// The current bar.
+    pub bar: Option<Bar>,
+    /// Bars completed since the last flush.
+    pub completed: Vec<Bar>,
+}
+
+/// The dirty symbols of one partition, with the epoch that fences them.
+#[derive(Debug, Clone)]
+pub struct PartitionFlush {
+    /// The partition.
+    pub partition: PartitionId,
+    /// The owner's fencing token.
+    pub epoch: Epoch,
+    /// The symbols to write.
+    pub records: Vec<SymbolRecord>,
+}
+
+/// A gap the engine decided to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapEvent {
+    /// Ask the feed for `symbol`'s ticks `from..=to`.
+    Replay {
+        /// The symbol.
+        symbol: Symbol,
+        /// First seq.
+        from: u64,
+        /// Last seq.
+        to: u64,
+    },
+    /// The gap was skipped after the timeout.
+    Skipped {
+        /// The symbol.
+        symbol: Symbol,
+        /// First skipped seq.
+        from: u64,
+        /// Last skipped seq.
+        to: u64,
+    },
+}
+
+/// What happened to one offered tick, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// Applied; `released` held ticks were applied after it.
+    Applied {
+        /// Held ticks applied behind it.
+        released: usize,
+    },
+    /// Already applied.
+    Duplicate,
+    /// Held (ahead of a gap, or while loading).
+    Held,
+    /// Dropped because a hold buffer was full; the gap fill recovers it.
+    Overflow,
+    /// The partition is not owned here; the caller must route it elsewhere.
+    NotOwned,
+}
+
+/// Per-symbol state of every owned partition.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: EngineConfig,
+    slots: HashMap<PartitionId, Slot>,
+    symbols: HashMap<Symbol, Entry>,
+    dirty: HashSet<Symbol>,
+    gappy: HashSet<Symbol>,
+    held: usize,
+}
+
+impl Engine {
+    /// An engine owning nothing.
+    pub fn new(cfg: EngineConfig) -> Self {
+        Self {
+            cfg,
+            slots: HashMap::new(),
+            symbols: HashMap::new(),
+            dirty: HashSet::new(),
+            gappy: HashSet::new(),
+            held: 0,
+        }
+    }
+
+    /// Where `p` stands.
+    pub fn status(&self, p: PartitionId) -> PartitionStatus {
+        match self.slots.get(&p) {
+            None => PartitionStatus::NotOwned,
+            Some(Slot::Loading { epoch, .. }) => PartitionStatus::Loading(*epoch),
+            Some(Slot::Active { epoch }) => PartitionStatus::Active(*epoch),
+        }
+    }
+
+    /// Partitions owned here (loading or active).
+    pub fn owned_partitions(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Symbols with state in memory.
+    pub fn symbol_count(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// Ticks held ahead of gaps and behind loads.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Starts owning `p` at `epoch`; ticks are held until [`Self::finish_load`].
+    pub fn begin_load(&mut self, p: PartitionId, epoch: Epoch) {
+        self.drop_partition(p);
+        self.slots.insert(
+            p,
+            Slot::Loading {
+                epoch,
+                held: Vec::new(),
+            },
+        );
+    }
+
+    /// Installs `p`'s persisted state and applies the ticks held meanwhile.
+    /// Ignored (returns `None`) when `p` is no longer loading at `epoch`.
+    pub fn finish_load(
+        &mut self,
+        p: PartitionId,
+        epoch: Epoch,
+        states: Vec<(Symbol, SymbolState)>,
+        now: Instant,
+    ) -> Option<Vec<TickOutcome>> {
+        match self.slots.get(&p) {
+            Some(Slot::Loading { epoch: e, .. }) if *e == epoch => {}
+            _ => return None,
+        }
+        let Some(Slot::Loading { held, .. }) = self.slots.insert(p, Slot::Active { epoch }) else {
+            return None;
+        };
+        self.held -= held.len();
+        for (symbol, state) in states {
+            self.symbols.insert(
+                symbol,
+                Entry {
+                    partition: p,
+                    state,
+                },
+            );
+        }
+        Some(held.into_iter().map(|t| self.offer(p, t, now)).collect())
+    }
+
+    /// Forgets `p` without flushing (lease lost: the new owner takes over).
+    pub fn drop_partition(&mut self, p: PartitionId) {
+        if let Some(Slot::Loading { held, .. }) = self.slots.remove(&p) {
+            self.held -= held.len();
+        }
+        let mut freed = 0;
+        self.symbols.retain(|sym, e| {
+            if e.partition == p {
+                freed += e.state.pending_len();
+                self.dirty.remove(sym);
+                self.gappy.remove(sym);
+                false
+            } else {
+                true
+            }
+        });
+        self.held -= freed;
+    }
+
+    /// Hands `p` over: its dirty state to flush one last time, then forgets it.
+    pub fn release_partition(&mut self, p: PartitionId) -> Option<PartitionFlush> {
+        let epoch = match self.slots.get(&p) {
+            Some(Slot::Active { epoch }) => *epoch,
+            _ => {
+                self.drop_partition(p);
+                return None;
+            }
+        };
+        let symbols: Vec<Symbol> = self
+            .dirty
+            .iter()
+            .filter(|s| self.symbols.get(*s).is_some_and(|e| e.partition == p))
+            .copied()
+            .collect();
+        let records = symbols.iter().filter_map(|s| self.take_record(s)).collect();
+        self.drop_partition(p);
+        Some(PartitionFlush {
+            partition: p,
+            epoch,
+            records,
+        })
+    }
+
+    /// Offers one tick of partition `p`.
+    pub fn offer(&mut self, p: PartitionId, tick: Tick, now: Instant) -> TickOutcome {
+        let room = self.held < self.cfg.max_held;
+        match self.slots.get_mut(&p) {
+            None => TickOutcome::NotOwned,
+            Some(Slot::Loading { held, .. }) => {
+                if room && held.len() < self.cfg.max_loading_held {
+                    held.push(tick);
+                    self.held += 1;
+                    TickOutcome::Held
+                } else {
+                    TickOutcome::Overflow
+                }
+            }
+            Some(Slot::Active { .. }) => {
+                let symbol = tick.symbol;
+                let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
+                    partition: p,
+                    state: SymbolState::new(),
+                });
+                let before = entry.state.pending_len();
+                let offer = entry
+                    .state
+                    .offer(tick, self.cfg.gap.bar_width_ns, room, now);
+                let after = entry.state.pending_len();
+                let missing = entry.state.is_missing();
+                self.held = self.held + after - before;
+                if missing {
+                    self.gappy.insert(symbol);
+                } else {
+                    self.gappy.remove(&symbol);
+                }
+                match offer {
+                    Offer::Applied(released) => {
+                        self.dirty.insert(symbol);
+                        TickOutcome::Applied { released }
+                    }
+                    Offer::Duplicate => TickOutcome::Duplicate,
+                    Offer::Held => TickOutcome::Held,
+                    Offer::Overflow => TickOutcome::Overflow,
+                }
+            }
+        }
+    }
+
+    /// Records the feed's latest seq of `symbol` (in partition `p`); a
+    /// symbol of an active partition that is behind opens a gap.
+    pub fn announce(&mut self, p: PartitionId, symbol: Symbol, seq: u64, now: Instant) {
+        if !matches!(self.slots.get(&p), Some(Slot::Active { .. })) {
+            return;
+        }
+        let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
+            partition: p,
+            state: SymbolState::new(),
+        });
+        if entry.state.announce(seq, now) {
+            self.gappy.insert(symbol);
+        }
+    }
+
+    /// Decides, for every symbol with a gap, whether to replay or skip.
+    pub fn scan_gaps(&mut self, now: Instant) -> Vec<GapEvent> {
+        let mut events = Vec::new();
+        let mut closed = Vec::new();
+        for symbol in &self.gappy {
+            let Some(entry) = self.symbols.get_mut(symbol) else {
+                closed.push(*symbol);
+                continue;
+            };
+            let before = entry.state.pending_len();
+            match entry.state.gap_action(now, &self.cfg.gap) {
+                GapAction::Closed => closed.push(*symbol),
+                GapAction::Wait => {}
+                GapAction::Replay { from, to } => events.push(GapEvent::Replay {
+                    symbol: *symbol,
+                    from,
+                    to,
+                }),
+                GapAction::Skipped { from, to, .. } => {
+                    self.held -= before - entry.state.pending_len();
+                    self.dirty.insert(*symbol);
+                    events.push(GapEvent::Skipped {
+                        symbol: *symbol,
+                        from,
+                        to,
+                    });
+                    if !entry.state.is_missing() {
+                        closed.push(*symbol);
+                    }
+                }
+            }
+        }
+        for s in closed {
+            self.gappy.remove(&s);
+        }
+        events
+    }
+
+    /// Symbols with an open gap.
+    pub fn gaps_open(&self) -> usize {
+        self.gappy.len()
+    }
+
+    /// Takes every dirty symbol's record, grouped by partition.
+    pub fn take_flush(&mut self) -> Vec<PartitionFlush> {
+        let dirty: Vec<Symbol> = self.dirty.iter().copied().collect();
+        let mut by_partition: HashMap<PartitionId, PartitionFlush> = HashMap::new();
+        for symbol in dirty {
+            let Some(partition) = self.symbols.get(&symbol).map(|e| e.partition) else {
+                self.dirty.remove(&symbol);
+                continue;
+            };
+            let Some(Slot::Active { epoch }) = self.slots.get(&partition) else {
+                continue;
+            };
+            let epoch = *epoch;
+            if let Some(record) = self.take_record(&symbol) {
+                by_partition
+                    .entry(partition)
+                    .or_insert_with(|| PartitionFlush {
+                        partition,
+                        epoch,
+                        records: Vec::new(),
+                    })
+                    .records
+                    .push(record);
+            }
+        }
+        by_partition.into_values().collect()
+    }
+
+    fn take_record(&mut self, symbol: &Symbol) -> Option<SymbolRecord> {
+        self.dirty.remove(symbol);
+        let entry = self.symbols.get_mut(symbol)?;
+        Some(SymbolRecord {
+            symbol: *symbol,
+            totals: entry.state.totals,
+            bar: entry.state.bar,
+            completed: std::mem::take(&mut entry.state.completed),
+        })
+    }
+
+    /// Gives back a flush that could not be written, so it is retried.
+    pub fn restore_flush(&mut self, flush: PartitionFlush) {
+        if self.status(flush.partition) != PartitionStatus::Active(flush.epoch) {
+            return;
+        }
+        for record in flush.records {
+            if let Some(entry) = self.symbols.get_mut(&record.symbol) {
+                let mut bars = record.completed;
+                bars.append(&mut entry.state.completed);
+                entry.state.completed = bars;
+                self.dirty.insert(record.symbol);
+            }
+        }
+    }
+
+    /// The live state of `symbol`, if this engine holds it.
+    pub fn get(&self, symbol: &Symbol) -> Option<(PartitionId, &SymbolState)> {
+        self.symbols.get(symbol).map(|e| (e.partition, &e.state))
+    }
+
+    /// The `n` symbols with the most applied ticks.
+    pub fn hottest(&self, n: usize) -> Vec<(Symbol, &SymbolState)> {
+        let mut all: Vec<(Symbol, &SymbolState)> =
+            self.symbols.iter().map(|(s, e)| (*s, &e.state)).collect();
+        all.sort_unstable_by(|a, b| b.1.totals.count.cmp(&a.1.totals.count).then(a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests;

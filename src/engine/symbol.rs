@@ -1,0 +1,316 @@
+//! One symbol's state: exact totals, the current bar, bars completed since
+//! the last flush, and the sequencing of its ticks (apply only
+//! `seq == last_seq + 1`, hold what runs ahead, know what is missing).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::bar::{fold_bar, Bar};
+use crate::tick::Tick;
+use crate::totals::SymbolTotals;
+
+/// What happened to an offered tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Applied, together with this many held ticks it unblocked.
+    Applied(usize),
+    /// `seq <= last_seq`: already applied; dropped.
+    Duplicate,
+    /// Ahead of a gap: held until the gap is filled.
+    Held,
+    /// Ahead of a gap but the hold buffer is full: dropped (the gap fill
+    /// brings it back).
+    Overflow,
+}
+
+/// Persisted and in-memory state of one symbol.
+#[derive(Debug, Clone)]
+pub struct SymbolState {
+    /// Exact aggregates of the applied ticks.
+    pub totals: SymbolTotals,
+    /// The bar being built.
+    pub bar: Option<Bar>,
+    /// Bars completed and not yet flushed.
+    pub completed: Vec<Bar>,
+    /// Ticks ahead of `last_seq + 1`, by seq.
+    pending: BTreeMap<u64, Tick>,
+    /// Highest seq the feed is known to have sent.
+    announced: u64,
+    /// When the current gap was first seen.
+    gap_since: Option<Instant>,
+    /// When a replay was last asked for.
+    last_replay: Option<Instant>,
+}
+
+impl SymbolState {
+    /// A symbol never seen before.
+    pub fn new() -> Self {
+        Self::restored(SymbolTotals::default(), None)
+    }
+
+    /// A symbol restored from persisted totals and bar.
+    pub fn restored(totals: SymbolTotals, bar: Option<Bar>) -> Self {
+        Self {
+            totals,
+            bar,
+            completed: Vec::new(),
+            pending: BTreeMap::new(),
+            announced: 0,
+            gap_since: None,
+            last_replay: None,
+        }
+    }
+
+    /// Ticks held ahead of a gap.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Offers a tick; `hold_room` says whether one more may be held.
+    pub fn offer(&mut self, tick: Tick, bar_width_ns: u64, hold_room: bool, now: Instant) -> Offer {
+        let next = self.totals.last_seq + 1;
+        if tick.seq < next {
+            return Offer::Duplicate;
+        }
+        self.announced = self.announced.max(tick.seq);
+        if tick.seq > next {
+            if self.pending.contains_key(&tick.seq) {
+                return Offer::Duplicate;
+            }
+            if !hold_room {
+                self.gap_since.get_or_insert(now);
+                return Offer::Overflow;
+            }
+            self.pending.insert(tick.seq, tick);
+            self.gap_since.get_or_insert(now);
+            return Offer::Held;
+        }
+        self.apply(&tick, bar_width_ns);
+        let released = self.drain_pending(bar_width_ns);
+        if !self.is_missing() {
+            self.gap_since = None;
+            self.last_replay = None;
+        }
+        Offer::Applied(released)
+    }
+
+    fn apply(&mut self, tick: &Tick, bar_width_ns: u64) {
+        self.totals.apply(tick);
+        if let Some(done) = fold_bar(&mut self.bar, tick, bar_width_ns) {
+            self.completed.push(done);
+        }
+    }
+
+    fn drain_pending(&mut self, bar_width_ns: u64) -> usize {
+        let mut released = 0;
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.totals.last_seq + 1 {
+                break;
+            }
+            let tick = entry.remove();
+            self.apply(&tick, bar_width_ns);
+            released += 1;
+        }
+        released
+    }
+
+    /// Records that the feed has sent up to `seq`; true when that opens a
+    /// gap (a lost tail).
+    pub fn announce(&mut self, seq: u64, now: Instant) -> bool {
+        self.announced = self.announced.max(seq);
+        if self.is_missing() {
+            self.gap_since.get_or_insert(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True while ticks are known to be missing.
+    pub fn is_missing(&self) -> bool {
+        !self.pending.is_empty() || self.announced > self.totals.last_seq
+    }
+
+    /// The missing range `from..=to`, if any.
+    pub fn missing_range(&self) -> Option<(u64, u64)> {
+        let from = self.totals.last_seq + 1;
+        let to = match self.pending.keys().next() {
+            Some(first) => first - 1,
+            None => self.announced,
+        };
+        (to >= from).then_some((from, to))
+    }
+
+    /// What to do about the open gap at `now`.
+    pub fn gap_action(&mut self, now: Instant, policy: &GapPolicy) -> GapAction {
+        let Some(since) = self.gap_since else {
+            return if self.is_missing() {
+                self.gap_since = Some(now);
+                GapAction::Wait
+            } else {
+                GapAction::Closed
+            };
+        };
+        let Some((from, to)) = self.missing_range() else {
+            // Pending ticks with no hole in front cannot happen; drop stale state.
+            self.gap_since = None;
+            return GapAction::Closed;
+        };
+        let age = now.saturating_duration_since(since);
+        if age >= policy.skip_after && !self.pending.is_empty() {
+            let skipped = to - from + 1;
+            self.totals.last_seq = to;
+            let released = self.drain_pending(policy.bar_width_ns);
+            self.gap_since = self.is_missing().then_some(now);
+            self.last_replay = None;
+            return GapAction::Skipped {
+                from,
+                to,
+                skipped,
+                released,
+            };
+        }
+        let due = match self.last_replay {
+            None => age >= policy.replay_after,
+            Some(at) => now.saturating_duration_since(at) >= policy.replay_retry,
+        };
+        if due {
+            self.last_replay = Some(now);
+            let to = to.min(from + policy.max_replay_span - 1);
+            return GapAction::Replay { from, to };
+        }
+        GapAction::Wait
+    }
+}
+
+impl Default for SymbolState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Timing of gap handling.
+#[derive(Debug, Clone)]
+pub struct GapPolicy {
+    /// Ask the feed for a replay once a gap is this old.
+    pub replay_after: std::time::Duration,
+    /// Ask again this long after an unanswered request.
+    pub replay_retry: std::time::Duration,
+    /// Skip a gap with ticks held behind it once it is this old.
+    pub skip_after: std::time::Duration,
+    /// Longest range asked for in one request.
+    pub max_replay_span: u64,
+    /// Bar width, for ticks released by a skip.
+    pub bar_width_ns: u64,
+}
+
+/// The decision about a symbol's gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapAction {
+    /// Nothing is missing any more.
+    Closed,
+    /// Something is missing; not yet time to act.
+    Wait,
+    /// Ask the feed for `from..=to`.
+    Replay {
+        /// First missing seq.
+        from: u64,
+        /// Last missing seq asked for.
+        to: u64,
+    },
+    /// The gap was given up: `skipped` ticks never applied, `released` held
+    /// ticks applied after it.
+    Skipped {
+        /// First skipped seq.
+        from: u64,
+        /// Last skipped seq.
+        to: u64,
+        /// How many seqs were skipped.
+        skipped: u64,
+        /// Held ticks applied after the skip.
+        released: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const W: u64 = 60_000_000_000;
+
+    fn t(seq: u64) -> Tick {
+        Tick::new("A".parse().unwrap(), seq, "1".parse().unwrap(), 1, seq).unwrap()
+    }
+
+    fn policy() -> GapPolicy {
+        GapPolicy {
+            replay_after: Duration::from_millis(50),
+            replay_retry: Duration::from_millis(200),
+            skip_after: Duration::from_secs(10),
+            max_replay_span: 1000,
+            bar_width_ns: W,
+        }
+    }
+
+    #[test]
+    fn applies_in_order_and_drops_duplicates() {
+        let now = Instant::now();
+        let mut s = SymbolState::new();
+        assert_eq!(s.offer(t(1), W, true, now), Offer::Applied(0));
+        assert_eq!(s.offer(t(1), W, true, now), Offer::Duplicate);
+        assert_eq!(s.offer(t(3), W, true, now), Offer::Held);
+        assert_eq!(s.offer(t(3), W, true, now), Offer::Duplicate);
+        assert_eq!(s.offer(t(4), W, false, now), Offer::Overflow);
+        assert_eq!(s.missing_range(), Some((2, 2)));
+        assert_eq!(s.offer(t(2), W, true, now), Offer::Applied(1));
+        assert_eq!(s.totals.last_seq, 3);
+        assert_eq!(s.totals.count, 3);
+        // 4 was dropped on overflow but is known to exist.
+        assert_eq!(s.missing_range(), Some((4, 4)));
+    }
+
+    #[test]
+    fn gaps_are_replayed_then_skipped() {
+        let start = Instant::now();
+        let p = policy();
+        let mut s = SymbolState::new();
+        s.offer(t(1), W, true, start);
+        s.offer(t(5), W, true, start);
+        assert_eq!(s.gap_action(start, &p), GapAction::Wait);
+        let at = start + Duration::from_millis(60);
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4 });
+        assert_eq!(s.gap_action(at, &p), GapAction::Wait);
+        let at = start + Duration::from_millis(300);
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4 });
+        let at = start + Duration::from_secs(11);
+        assert_eq!(
+            s.gap_action(at, &p),
+            GapAction::Skipped {
+                from: 2,
+                to: 4,
+                skipped: 3,
+                released: 1
+            }
+        );
+        assert_eq!(s.totals.last_seq, 5);
+        assert_eq!(s.totals.count, 2);
+        assert_eq!(s.gap_action(at, &p), GapAction::Closed);
+    }
+
+    #[test]
+    fn announced_tail_is_requested_in_spans() {
+        let start = Instant::now();
+        let mut p = policy();
+        p.max_replay_span = 10;
+        let mut s = SymbolState::new();
+        assert!(s.announce(25, start));
+        let at = start + Duration::from_millis(60);
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 1, to: 10 });
+        for seq in 1..=25 {
+            s.offer(t(seq), W, true, at);
+        }
+        assert!(!s.is_missing());
+        assert_eq!(s.gap_action(at, &p), GapAction::Closed);
+    }
+}

@@ -1,0 +1,195 @@
+//! Fenced persistence of per-symbol state in Redis, and loading it back.
+//!
+//! A flush writes one partition's dirty symbols with a Lua script
+//! (`flush.lua`) that writes only if `{ns}:lease:{p}` still holds
+//! `{instance}:{epoch}` and no symbol's stored `fence` is newer than
+//! `epoch`; completed bars are appended to `{ns}:bars:{SYMBOL}` with ids
+//! derived from the bar start, so a re-sent bar is not appended twice.
+//! Loading reads `{ns}:psyms:{p}` and every listed `{ns}:sym:*` hash.
+
+pub mod fields;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+
+use crate::engine::{PartitionFlush, SymbolState};
+use crate::keys::Keys;
+use crate::tick::{InstanceId, PartitionId, Symbol};
+
+/// Length the bars stream of a symbol is trimmed to (approximately).
+pub const BARS_MAX_LEN: usize = 10_000;
+
+/// Symbols read per pipelined round trip when loading.
+const LOAD_CHUNK: usize = 512;
+
+/// What a flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Written: this many symbols.
+    Written(usize),
+    /// Rejected: the lease is no longer ours at this epoch.
+    LeaseLost,
+    /// Rejected: a symbol already carries a newer fence.
+    FenceNewer,
+}
+
+impl FlushOutcome {
+    /// True when the write was refused by fencing.
+    pub fn is_fenced(self) -> bool {
+        !matches!(self, FlushOutcome::Written(_))
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis failed or is unreachable.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The flush script answered something unexpected.
+    #[error("unexpected flush script reply {0:?}")]
+    UnexpectedReply(Vec<i64>),
+}
+
+impl StoreError {
+    /// True when trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Redis(_))
+    }
+}
+
+/// A symbol whose stored state could not be read (it restarts from seq 1,
+/// which the feed's replay fills).
+#[derive(Debug, Clone)]
+pub struct CorruptSymbol {
+    /// The symbol, or the raw member name if it is not a valid symbol.
+    pub name: String,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// A partition's stored state.
+#[derive(Debug, Default)]
+pub struct LoadedPartition {
+    /// Every readable symbol.
+    pub symbols: Vec<(Symbol, SymbolState)>,
+    /// Unreadable entries, reported by the caller.
+    pub corrupt: Vec<CorruptSymbol>,
+}
+
+/// Reads and writes symbol state under one namespace for one instance.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    instance: InstanceId,
+    flush_script: redis::Script,
+}
+
+impl Store {
+    /// A store writing as `instance`.
+    pub fn new(conn: ConnectionManager, keys: Keys, instance: InstanceId) -> Self {
+        Self {
+            conn,
+            keys,
+            instance,
+            flush_script: redis::Script::new(include_str!("flush.lua")),
+        }
+    }
+
+    /// Writes one partition's records, fenced by its epoch.
+    pub async fn flush(&self, flush: &PartitionFlush) -> Result<FlushOutcome, StoreError> {
+        if flush.records.is_empty() {
+            return Ok(FlushOutcome::Written(0));
+        }
+        let mut inv = self.flush_script.prepare_invoke();
+        inv.key(self.keys.lease(flush.partition))
+            .key(self.keys.psyms(flush.partition));
+        inv.arg(format!("{}:{}", self.instance, flush.epoch))
+            .arg(flush.epoch.0)
+            .arg(flush.partition.0)
+            .arg(flush.records.len())
+            .arg(now_ns())
+            .arg(BARS_MAX_LEN);
+        for record in &flush.records {
+            inv.key(self.keys.sym(&record.symbol))
+                .key(self.keys.bars(&record.symbol));
+            let fields = fields::encode(record);
+            inv.arg(record.symbol.as_str()).arg(fields.len());
+            for (k, v) in fields {
+                inv.arg(k).arg(v);
+            }
+            inv.arg(record.completed.len());
+            for bar in &record.completed {
+                inv.arg(format!("{}-1", bar.start_ns / 1_000_000))
+                    .arg(bar.start_ns)
+                    .arg(bar.open.to_string())
+                    .arg(bar.high.to_string())
+                    .arg(bar.low.to_string())
+                    .arg(bar.close.to_string())
+                    .arg(bar.volume)
+                    .arg(bar.count);
+            }
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = inv.invoke_async(&mut conn).await?;
+        match reply.as_slice() {
+            [n] if *n >= 0 => Ok(FlushOutcome::Written(*n as usize)),
+            [-1] => Ok(FlushOutcome::LeaseLost),
+            [-2, _] => Ok(FlushOutcome::FenceNewer),
+            _ => Err(StoreError::UnexpectedReply(reply)),
+        }
+    }
+
+    /// Loads the stored state of every symbol of partition `p`.
+    pub async fn load(&self, p: PartitionId) -> Result<LoadedPartition, StoreError> {
+        let mut conn = self.conn.clone();
+        let names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.psyms(p))
+            .query_async(&mut conn)
+            .await?;
+        let mut loaded = LoadedPartition::default();
+        let mut symbols = Vec::with_capacity(names.len());
+        for name in names {
+            match name.parse::<Symbol>() {
+                Ok(s) => symbols.push(s),
+                Err(e) => loaded.corrupt.push(CorruptSymbol {
+                    name,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        for chunk in symbols.chunks(LOAD_CHUNK) {
+            let mut pipe = redis::pipe();
+            for s in chunk {
+                pipe.hgetall(self.keys.sym(s));
+            }
+            let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (symbol, map) in chunk.iter().zip(maps) {
+                if map.is_empty() {
+                    continue;
+                }
+                match fields::decode(&map) {
+                    Ok((totals, bar)) => loaded
+                        .symbols
+                        .push((*symbol, SymbolState::restored(totals, bar))),
+                    Err(e) => loaded.corrupt.push(CorruptSymbol {
+                        name: symbol.to_string(),
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok(loaded)
+    }
+}
+
+/// Wall-clock nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,166 @@
+//! Fenced persistence against a real redis-server: writes land only while
+//! the lease holds this instance's epoch and no newer fence is stored, and
+//! what is written loads back exactly.
+
+mod support;
+
+use std::time::Instant;
+
+use redis::AsyncCommands;
+use tickshard::engine::{Engine, EngineConfig, GapPolicy, PartitionFlush};
+use tickshard::keys::Keys;
+use tickshard::store::{FlushOutcome, Store};
+use tickshard::tick::{Epoch, InstanceId, PartitionId, Tick};
+
+const P: PartitionId = PartitionId(5);
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig {
+        gap: GapPolicy {
+            replay_after: std::time::Duration::from_millis(50),
+            replay_retry: std::time::Duration::from_millis(200),
+            skip_after: std::time::Duration::from_secs(10),
+            max_replay_span: 1000,
+            bar_width_ns: 1_000_000_000,
+        },
+        max_held: 1000,
+        max_loading_held: 1000,
+    })
+}
+
+fn tick(sym: &str, seq: u64, px: &str, ts_s: u64) -> Tick {
+    Tick::new(
+        sym.parse().unwrap(),
+        seq,
+        px.parse().unwrap(),
+        10 * seq as u32,
+        ts_s * 1_000_000_000,
+    )
+    .unwrap()
+}
+
+fn flush_after(ticks: &[Tick], epoch: Epoch) -> PartitionFlush {
+    let mut e = engine();
+    let now = Instant::now();
+    e.begin_load(P, epoch);
+    e.finish_load(P, epoch, vec![], now);
+    for t in ticks {
+        e.offer(P, *t, now);
+    }
+    e.take_flush().pop().unwrap()
+}
+
+async fn store_for(server: &support::RedisServer, id: &str) -> Store {
+    let client = redis::Client::open(server.url()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    Store::new(conn, Keys::new("t"), id.parse::<InstanceId>().unwrap())
+}
+
+#[tokio::test]
+async fn flush_writes_the_contract_fields_and_loads_back() {
+    let server = support::redis();
+    let mut conn = support::connect(&server).await;
+    let _: () = conn.set("t:lease:5", "p1:3").await.unwrap();
+    let store = store_for(&server, "p1").await;
+    let ticks = [
+        tick("AAPL", 1, "187.25", 0),
+        tick("AAPL", 2, "187.5", 0),
+        tick("AAPL", 3, "186", 2),
+        tick("MSFT", 1, "400.0001", 1),
+    ];
+    let flush = flush_after(&ticks, Epoch(3));
+    assert_eq!(store.flush(&flush).await.unwrap(), FlushOutcome::Written(2));
+
+    let h: std::collections::HashMap<String, String> = conn.hgetall("t:sym:AAPL").await.unwrap();
+    assert_eq!(h["count"], "3");
+    assert_eq!(h["volume"], "60");
+    assert_eq!(h["last_seq"], "3");
+    assert_eq!(h["last_px"], "186.0000");
+    assert_eq!(h["last_size"], "30");
+    // (187.25*10 + 187.5*20 + 186*30) / 60 = 186.7083333 -> 186.7083
+    assert_eq!(h["vwap_px"], "186.7083");
+    assert_eq!(h["open"], "186.0000");
+    assert_eq!(h["fence"], "3");
+    assert_eq!(h["partition"], "5");
+    assert!(h["updated_ns"].parse::<u64>().unwrap() > 0);
+    let members: Vec<String> = conn.smembers("t:psyms:5").await.unwrap();
+    assert_eq!(members.len(), 2);
+    // The bar of second 0 completed when the tick of second 2 arrived.
+    let bars: redis::streams::StreamRangeReply = conn.xrange_all("t:bars:AAPL").await.unwrap();
+    assert_eq!(bars.ids.len(), 1);
+    assert_eq!(bars.ids[0].id, "0-1");
+
+    // Sending the same bar again does not append it twice.
+    let again = flush_after(&ticks, Epoch(3));
+    assert_eq!(store.flush(&again).await.unwrap(), FlushOutcome::Written(2));
+    let bars: redis::streams::StreamRangeReply = conn.xrange_all("t:bars:AAPL").await.unwrap();
+    assert_eq!(bars.ids.len(), 1);
+
+    let loaded = store.load(P).await.unwrap();
+    assert!(loaded.corrupt.is_empty());
+    let aapl = loaded
+        .symbols
+        .iter()
+        .find(|(s, _)| s.as_str() == "AAPL")
+        .unwrap();
+    assert_eq!(
+        aapl.1.totals,
+        flush
+            .records
+            .iter()
+            .find(|r| r.symbol.as_str() == "AAPL")
+            .unwrap()
+            .totals
+    );
+}
+
+#[tokio::test]
+async fn a_stale_owner_cannot_write() {
+    let server = support::redis();
+    let mut conn = support::connect(&server).await;
+    let old = store_for(&server, "p1").await;
+    let new = store_for(&server, "p2").await;
+
+    // p2 took the partition at epoch 4 and wrote its state.
+    let _: () = conn.set("t:lease:5", "p2:4").await.unwrap();
+    let fresh = flush_after(
+        &[tick("AAPL", 1, "1", 0), tick("AAPL", 2, "1", 0)],
+        Epoch(4),
+    );
+    assert_eq!(new.flush(&fresh).await.unwrap(), FlushOutcome::Written(1));
+
+    // p1 still believes it holds epoch 3: the lease check refuses it.
+    let stale = flush_after(&[tick("AAPL", 1, "1", 0)], Epoch(3));
+    assert_eq!(old.flush(&stale).await.unwrap(), FlushOutcome::LeaseLost);
+
+    // Even a lease that says p1:3 (forged) cannot beat the stored fence 4.
+    let _: () = conn.set("t:lease:5", "p1:3").await.unwrap();
+    assert_eq!(old.flush(&stale).await.unwrap(), FlushOutcome::FenceNewer);
+
+    let count: String = conn.hget("t:sym:AAPL", "count").await.unwrap();
+    assert_eq!(count, "2", "the fresh owner's state was overwritten");
+
+    // With no lease at all nobody writes.
+    let _: () = conn.del("t:lease:5").await.unwrap();
+    assert_eq!(new.flush(&fresh).await.unwrap(), FlushOutcome::LeaseLost);
+}
+
+#[tokio::test]
+async fn corrupt_stored_state_is_reported_not_fatal() {
+    let server = support::redis();
+    let mut conn = support::connect(&server).await;
+    let _: () = conn
+        .sadd("t:psyms:5", &["AAPL", "bad symbol", "MSFT"])
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset("t:sym:AAPL", "count", "not a number")
+        .await
+        .unwrap();
+    let store = store_for(&server, "p1").await;
+    let loaded = store.load(P).await.unwrap();
+    assert!(loaded.symbols.is_empty());
+    let mut names: Vec<String> = loaded.corrupt.iter().map(|c| c.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, vec!["AAPL", "bad symbol"]);
+}
