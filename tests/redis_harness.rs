@@ -1,5 +1,6 @@
 //! The real-Redis test harness works: round trips, kill, restart with AOF,
 //! pause.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Fenced persistence against a real redis-server: writes land only while
 //! the lease holds this instance's epoch and no newer fence is stored, and
 //! what is written loads back exactly.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
