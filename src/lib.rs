@@ -33,10 +33,14 @@
 pub mod codec;
 pub mod config;
 pub mod engine;
+pub mod forward;
+pub mod ingest;
 pub mod keys;
 pub mod logging;
 pub mod partition;
+pub mod query;
 pub mod redis_server;
+pub mod router;
 pub mod shutdown;
 pub mod store;
 pub mod tick;

@@ -95,6 +95,8 @@ pub enum GapEvent {
         from: u64,
         /// Last seq.
         to: u64,
+        /// True for the first request of this gap.
+        first: bool,
     },
     /// The gap was skipped after the timeout.
     Skipped {
@@ -330,10 +332,11 @@ impl Engine {
             match entry.state.gap_action(now, &self.cfg.gap) {
                 GapAction::Closed => closed.push(*symbol),
                 GapAction::Wait => {}
-                GapAction::Replay { from, to } => events.push(GapEvent::Replay {
+                GapAction::Replay { from, to, first } => events.push(GapEvent::Replay {
                     symbol: *symbol,
                     from,
                     to,
+                    first,
                 }),
                 GapAction::Skipped { from, to, .. } => {
                     self.held -= before - entry.state.pending_len();

@@ -175,9 +175,10 @@ impl SymbolState {
             Some(at) => now.saturating_duration_since(at) >= policy.replay_retry,
         };
         if due {
+            let first = self.last_replay.is_none();
             self.last_replay = Some(now);
             let to = to.min(from + policy.max_replay_span - 1);
-            return GapAction::Replay { from, to };
+            return GapAction::Replay { from, to, first };
         }
         GapAction::Wait
     }
@@ -217,6 +218,8 @@ pub enum GapAction {
         from: u64,
         /// Last missing seq asked for.
         to: u64,
+        /// True for the first request of this gap.
+        first: bool,
     },
     /// The gap was given up: `skipped` ticks never applied, `released` held
     /// ticks applied after it.
@@ -279,10 +282,10 @@ mod tests {
         s.offer(t(5), W, true, start);
         assert_eq!(s.gap_action(start, &p), GapAction::Wait);
         let at = start + Duration::from_millis(60);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4 });
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4, first: true });
         assert_eq!(s.gap_action(at, &p), GapAction::Wait);
         let at = start + Duration::from_millis(300);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4 });
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4, first: false });
         let at = start + Duration::from_secs(11);
         assert_eq!(
             s.gap_action(at, &p),
@@ -306,7 +309,7 @@ mod tests {
         let mut s = SymbolState::new();
         assert!(s.announce(25, start));
         let at = start + Duration::from_millis(60);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 1, to: 10 });
+        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 1, to: 10, first: true });
         for seq in 1..=25 {
             s.offer(t(seq), W, true, at);
         }

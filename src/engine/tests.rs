@@ -129,12 +129,14 @@ fn gaps_replay_and_announcements_open_tails() {
             GapEvent::Replay {
                 symbol: "A".parse().unwrap(),
                 from: 2,
-                to: 3
+                to: 3,
+                first: true
             },
             GapEvent::Replay {
                 symbol: "B".parse().unwrap(),
                 from: 1,
-                to: 2
+                to: 2,
+                first: true
             }
         ]
     );

@@ -1,0 +1,160 @@
+//! The feed client: connects to the feed's WebSocket, says `hello` asking
+//! for binary batches, hands decoded input to the worker (awaiting the
+//! bounded queue, so a slow worker stops the reading and the feed's TCP
+//! window pushes back), and writes the worker's replay requests to the feed.
+//!
+//! A lost connection is retried with capped exponential backoff; why each
+//! session ended is logged as a [`SessionEnd`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::frames::{decode_binary, decode_text, TextFrame};
+use super::{IngestInput, ReplayRequest, MAX_MESSAGE_BYTES};
+use crate::codec::{FeedMessage, WireFormat};
+use crate::stats::Metrics;
+
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// Why one connection to the feed ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The worker is gone.
+    WorkerGone,
+    /// Could not connect.
+    Connect(String),
+    /// The feed closed the connection.
+    Closed,
+    /// Reading or writing failed.
+    Io(String),
+}
+
+/// Where the feed client sends and receives.
+pub struct FeedClient {
+    /// `ws://host:port`.
+    pub url: String,
+    /// This instance's id, sent in `hello`.
+    pub instance: String,
+    /// Decoded input for the worker.
+    pub input: mpsc::Sender<IngestInput>,
+    /// Replay requests from the worker.
+    pub replays: mpsc::Receiver<ReplayRequest>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl FeedClient {
+    /// Runs sessions until shutdown.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let end = self.session(&shutdown).await;
+            match &end {
+                SessionEnd::Shutdown | SessionEnd::WorkerGone => return,
+                SessionEnd::Connect(e) => {
+                    tracing::warn!(url = %self.url, error = %e, retry_in = ?backoff, "cannot reach the feed")
+                }
+                SessionEnd::Closed => {
+                    tracing::info!(url = %self.url, "feed closed the connection");
+                    backoff = BACKOFF_START;
+                }
+                SessionEnd::Io(e) => {
+                    tracing::warn!(url = %self.url, error = %e, "feed connection failed");
+                    backoff = BACKOFF_START;
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+
+    async fn session(&mut self, shutdown: &CancellationToken) -> SessionEnd {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let connect = tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true);
+        let ws = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+            r = connect => match r {
+                Ok((ws, _)) => ws,
+                Err(e) => return SessionEnd::Connect(e.to_string()),
+            }
+        };
+        let (mut sink, mut stream) = ws.split();
+        let hello = FeedMessage::Hello {
+            id: self.instance.clone(),
+            format: WireFormat::Binary,
+        };
+        if let Err(e) = sink.send(Message::text(hello.to_json())).await {
+            return SessionEnd::Io(e.to_string());
+        }
+        tracing::info!(url = %self.url, "connected to the feed");
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return SessionEnd::Shutdown;
+                }
+                Some(req) = self.replays.recv() => {
+                    let msg = FeedMessage::Replay { symbol: req.symbol, from: req.from, to: req.to };
+                    if let Err(e) = sink.send(Message::text(msg.to_json())).await {
+                        return SessionEnd::Io(e.to_string());
+                    }
+                }
+                frame = stream.next() => {
+                    let input = match frame {
+                        None => return SessionEnd::Closed,
+                        Some(Err(e)) => return SessionEnd::Io(e.to_string()),
+                        Some(Ok(Message::Binary(bytes))) => match decode_binary(&bytes) {
+                            Ok(input) => Some(input),
+                            Err(e) => {
+                                self.metrics.bad_input(e.kind());
+                                tracing::warn!(error = %e, "bad binary frame from the feed");
+                                None
+                            }
+                        },
+                        Some(Ok(Message::Text(text))) => match decode_text(&text) {
+                            Ok(TextFrame::Input(input)) => Some(input),
+                            Ok(TextFrame::PeerError(message)) => {
+                                tracing::debug!(%message, "feed reported an error");
+                                None
+                            }
+                            Ok(TextFrame::Unexpected(kind)) => {
+                                self.metrics.bad_input("invalid_message");
+                                tracing::warn!(kind, "unexpected message from the feed");
+                                None
+                            }
+                            Err(e) => {
+                                self.metrics.bad_input(e.kind());
+                                tracing::warn!(error = %e, "bad text frame from the feed");
+                                None
+                            }
+                        },
+                        Some(Ok(Message::Close(_))) => return SessionEnd::Closed,
+                        Some(Ok(_)) => None,
+                    };
+                    if let Some(input) = input {
+                        if self.input.send(input).await.is_err() {
+                            return SessionEnd::WorkerGone;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
