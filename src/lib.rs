@@ -20,6 +20,10 @@
 //! - [`config`]: command-line options of the subcommands.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
 //! - [`logging`]: tracing set-up.
+//! - [`stats`]: counters and latency histograms of the data path, the
+//!   once-a-second `{ns}:stats` message and the Prometheus text.
+//! - [`dashboard`]: the live dashboard server (merges every instance's
+//!   stats, serves the page and a WebSocket stream).
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
 //!   and benchmarks.
 //!
@@ -32,10 +36,12 @@
 
 pub mod codec;
 pub mod config;
+pub mod dashboard;
 pub mod keys;
 pub mod logging;
 pub mod partition;
 pub mod redis_server;
 pub mod shutdown;
+pub mod stats;
 pub mod tick;
 pub mod totals;
