@@ -20,6 +20,10 @@
 //! - [`config`]: command-line options of the subcommands.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
 //! - [`logging`]: tracing set-up.
+//! - [`stats`]: counters and latency histograms of the data path, the
+//!   once-a-second `{ns}:stats` message and the Prometheus text.
+//! - [`dashboard`]: the live dashboard server (merges every instance's
+//!   stats, serves the page and a WebSocket stream).
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
 //!   and benchmarks.
 //!
@@ -32,6 +36,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod forward;
 pub mod ingest;
@@ -42,6 +47,7 @@ pub mod query;
 pub mod redis_server;
 pub mod router;
 pub mod shutdown;
+pub mod stats;
 pub mod store;
 pub mod tick;
 pub mod totals;

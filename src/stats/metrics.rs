@@ -1,0 +1,257 @@
+//! The [`Metrics`] registry: cumulative counters and latency recorders that
+//! the data path updates from many tasks, and that the stats publisher and
+//! `/metrics` read.
+//!
+//! Counters are relaxed `AtomicU64`s (one `fetch_add`, no lock). Bad input
+//! is counted by kind in a small fixed table keyed by `&'static str` labels
+//! ([`BAD_INPUT_KINDS`]); an unknown label is counted as `other`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::stats::latency::{LatencyKind, LatencyRecorder};
+
+/// A cumulative counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The labels bad input is counted under: the codec's
+/// `CodecError::kind()` labels, then the ones of the processor's edges.
+/// Anything else is counted as `other` (the last entry).
+pub const BAD_INPUT_KINDS: [&str; 14] = [
+    "malformed_json",
+    "invalid_message",
+    "truncated",
+    "bad_magic",
+    "unsupported_version",
+    "unknown_kind",
+    "too_many_ticks",
+    "invalid_tick",
+    "trailing_bytes",
+    "oversized_frame",
+    "invalid_request",
+    "foreign_message",
+    "hop_limit",
+    "other",
+];
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Every named cumulative counter of a processor.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: Counter,)*
+        }
+
+        impl Counters {
+            /// Names of the counters, in the order of [`Counters::values`].
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// `(name, value)` of every counter, in a fixed order.
+            pub fn values(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.get())),*]
+            }
+        }
+
+        /// The counters as they travel in the `{ns}:stats` JSON
+        /// (`"counters":{...}`): cumulative since the instance started.
+        /// Missing fields read as zero, unknown ones are ignored, so
+        /// readers and writers of different versions get along.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct CounterValues {
+            $($(#[$doc])* pub $name: u64,)*
+            /// Bad input by kind.
+            pub bad_input: std::collections::BTreeMap<String, u64>,
+        }
+
+        impl CounterValues {
+            /// `(name, value)` of every named counter (bad input excluded).
+            pub fn values(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name)),*]
+            }
+
+            /// The value of the counter called `name`, if there is one.
+            pub fn get(&self, name: &str) -> Option<u64> {
+                match name {
+                    $(stringify!($name) => Some(self.$name),)*
+                    _ => None,
+                }
+            }
+
+            /// Sum of all bad-input kinds.
+            pub fn bad_input_total(&self) -> u64 {
+                self.bad_input.values().fold(0u64, |a, b| a.saturating_add(*b))
+            }
+        }
+
+        impl Metrics {
+            /// The current counter values (bad input: non-zero kinds only).
+            pub fn counter_values(&self) -> CounterValues {
+                CounterValues {
+                    $($name: self.counters.$name.get(),)*
+                    bad_input: self
+                        .bad_input_values()
+                        .into_iter()
+                        .filter(|(_, v)| *v > 0)
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Ticks received from the feed or `/ingest`.
+    ticks_in,
+    /// Ticks applied to a symbol owned here.
+    applied,
+    /// Ticks forwarded to their owner.
+    forwarded_out,
+    /// Ticks received forwarded from another instance.
+    forwarded_in,
+    /// Forwarded ticks that arrived at a former owner and were forwarded again.
+    reforwarded,
+    /// Ticks held while their partition had no known owner.
+    held,
+    /// Ticks dropped as duplicates (`seq <= last_seq`).
+    duplicates,
+    /// Sequence gaps detected.
+    gaps,
+    /// Gaps given up on after the gap timeout.
+    gaps_skipped,
+    /// Replay requests sent to the feed.
+    replays_requested,
+    /// Replayed ticks received.
+    replay_ticks,
+    /// Writes rejected by fencing (a newer owner holds the partition).
+    fenced_rejected,
+    /// Leases acquired.
+    leases_acquired,
+    /// Leases released on purpose (handover, shutdown).
+    leases_released,
+    /// Leases lost (expired or taken over).
+    leases_lost,
+}
+
+/// The metrics of one processor instance. Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The named counters; update with e.g. `metrics.counters.applied.inc()`.
+    pub counters: Counters,
+    bad_input: [Counter; BAD_INPUT_KINDS.len()],
+    /// End-to-end latency (feed `sent_ns` → applied), microseconds.
+    pub e2e_us: LatencyRecorder,
+    /// Forward hop latency (PUBLISH → received), microseconds.
+    pub forward_us: LatencyRecorder,
+    /// Flush duration, microseconds.
+    pub flush_us: LatencyRecorder,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// All counters zero, all histograms empty.
+    pub fn new() -> Self {
+        Self {
+            counters: Counters::default(),
+            bad_input: Default::default(),
+            e2e_us: LatencyRecorder::new(),
+            forward_us: LatencyRecorder::new(),
+            flush_us: LatencyRecorder::new(),
+        }
+    }
+
+    /// Counts one piece of bad input of `kind` (e.g. `CodecError::kind()`).
+    pub fn bad_input(&self, kind: &str) {
+        self.bad_input_n(kind, 1);
+    }
+
+    /// Counts `n` pieces of bad input of `kind`.
+    pub fn bad_input_n(&self, kind: &str, n: u64) {
+        let idx = bad_input_index(kind);
+        if let Some(c) = self.bad_input.get(idx) {
+            c.add(n);
+        }
+    }
+
+    /// `(kind, count)` for every bad-input kind, zeros included.
+    pub fn bad_input_values(&self) -> Vec<(&'static str, u64)> {
+        BAD_INPUT_KINDS
+            .iter()
+            .zip(self.bad_input.iter())
+            .map(|(k, c)| (*k, c.get()))
+            .collect()
+    }
+
+    /// The recorder of one latency kind.
+    pub fn latency(&self, kind: LatencyKind) -> &LatencyRecorder {
+        match kind {
+            LatencyKind::E2e => &self.e2e_us,
+            LatencyKind::Forward => &self.forward_us,
+            LatencyKind::Flush => &self.flush_us,
+        }
+    }
+}
+
+/// Index of `kind` in [`BAD_INPUT_KINDS`] (the `other` slot if unknown).
+fn bad_input_index(kind: &str) -> usize {
+    BAD_INPUT_KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(BAD_INPUT_KINDS.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_bad_input() {
+        let m = Metrics::new();
+        m.counters.ticks_in.add(5);
+        m.counters.leases_lost.inc();
+        m.bad_input("malformed_json");
+        m.bad_input("no_such_kind");
+        m.bad_input_n("oversized_frame", 2);
+        let values = m.counters.values();
+        assert_eq!(values.len(), Counters::NAMES.len());
+        assert!(values.contains(&("ticks_in", 5)));
+        assert!(values.contains(&("leases_lost", 1)));
+        let bad = m.bad_input_values();
+        assert!(bad.contains(&("malformed_json", 1)));
+        assert!(bad.contains(&("other", 1)));
+        assert!(bad.contains(&("oversized_frame", 2)));
+    }
+
+    #[test]
+    fn codec_kinds_have_their_own_slot() {
+        for kind in ["malformed_json", "truncated", "trailing_bytes", "invalid_tick"] {
+            assert_ne!(bad_input_index(kind), BAD_INPUT_KINDS.len() - 1);
+        }
+    }
+}
