@@ -131,4 +131,21 @@ pub struct DemoArgs {
     /// Feed rate in ticks per second.
     #[arg(long, env = "TICKSHARD_DEMO_RATE", default_value_t = 20_000)]
     pub rate: u64,
+
+    /// Symbol universe for the simulator (the S&P 500 daily-bar CSV format),
+    /// e.g. `feed-sim/data/sp500_universe.csv`; synthetic symbols without it.
+    #[arg(long, env = "TICKSHARD_DEMO_UNIVERSE")]
+    pub universe: Option<std::path::PathBuf>,
+
+    /// Address of the dashboard.
+    #[arg(long, env = "TICKSHARD_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Use this Redis instead of starting a private redis-server.
+    #[arg(long, env = "TICKSHARD_DEMO_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Number of partitions.
+    #[arg(long, env = "TICKSHARD_DEMO_PARTITIONS", default_value_t = NonZeroU32::new(DEFAULT_PARTITIONS).unwrap_or(NonZeroU32::MIN))]
+    pub partitions: NonZeroU32,
 }

@@ -496,7 +496,7 @@ impl Worker {
             .engine
             .hottest(10)
             .into_iter()
-            .map(|(symbol, s)| HotSymbol::of(symbol, s))
+            .map(|(symbol, s)| hot_symbol(symbol, s))
             .collect();
         let _ = self.out.hot.send(hot);
     }
@@ -530,5 +530,20 @@ impl Worker {
                 tracing::debug!(error = %e, "query reply not sent");
             }
         });
+    }
+}
+
+fn hot_symbol(symbol: Symbol, state: &crate::engine::SymbolState) -> HotSymbol {
+    let price = |p: Option<crate::tick::Price>| p.map(|p| p.to_string()).unwrap_or_default();
+    let bar = state.bar;
+    HotSymbol {
+        symbol: symbol.to_string(),
+        count: state.totals.count,
+        last_px: state.totals.last_px.to_string(),
+        vwap_px: price(state.totals.vwap()),
+        open: price(bar.map(|b| b.open)),
+        high: price(bar.map(|b| b.high)),
+        low: price(bar.map(|b| b.low)),
+        close: price(bar.map(|b| b.close)),
     }
 }

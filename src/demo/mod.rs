@@ -1,0 +1,144 @@
+//! `tickshard demo`: one command that starts a private `redis-server`, the
+//! feed simulator, N processors and the dashboard, prints the URL, and on
+//! Ctrl-C stops everything (processors first, gracefully, so they hand
+//! their partitions over), leaving no process or temporary file behind.
+//!
+//! The dashboard gets a [`control::DemoProcesses`] so its page can kill -9
+//! a processor, start one more, or stop one gracefully.
+
+mod children;
+pub mod control;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DemoArgs;
+use crate::redis_server::{free_port, RedisServer, RedisServerError};
+pub use children::ManagedChild;
+use control::{DemoProcesses, ProcessorTemplate};
+
+/// Environment variable naming the `feed-sim` binary (default: beside
+/// the `tickshard` binary).
+pub const FEED_SIM_ENV: &str = "TICKSHARD_FEED_SIM";
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The private Redis could not start.
+    #[error(transparent)]
+    Redis(#[from] RedisServerError),
+    /// A binary is missing.
+    #[error("{0} not found; build the workspace first (`cargo build --release --workspace`) or set {FEED_SIM_ENV}")]
+    MissingBinary(PathBuf),
+    /// A process could not be spawned or a file written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The dashboard failed.
+    #[error("dashboard: {0}")]
+    Dashboard(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+/// Runs the demo until `shutdown`.
+pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), DemoError> {
+    let exe = std::env::current_exe().map_err(io("locating the tickshard binary"))?;
+    let feed_sim = match std::env::var_os(FEED_SIM_ENV) {
+        Some(p) => PathBuf::from(p),
+        None => exe.with_file_name("feed-sim"),
+    };
+    if !feed_sim.is_file() {
+        return Err(DemoError::MissingBinary(feed_sim));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("tickshard-demo-")
+        .tempdir()
+        .map_err(io("creating the demo directory"))?;
+
+    let (redis_url, _redis) = match &args.redis {
+        Some(url) => (url.clone(), None),
+        None => {
+            let server = RedisServer::start()?;
+            tracing::info!(url = %server.url(), "private redis-server started");
+            (server.url(), Some(server))
+        }
+    };
+    let namespace = format!("demo{}", std::process::id());
+
+    let feed_port = free_port().map_err(io("finding a free port for the feed"))?;
+    let feed_url = format!("ws://127.0.0.1:{feed_port}");
+    let mut feed_args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{feed_port}"),
+        "--rate".to_owned(),
+        args.rate.to_string(),
+        "--mode".to_owned(),
+        "round-robin".to_owned(),
+    ];
+    match &args.universe {
+        Some(path) => feed_args.extend(["--universe".to_owned(), path.display().to_string()]),
+        None => feed_args.extend(["--symbols".to_owned(), args.symbols.to_string()]),
+    }
+    let mut feed = ManagedChild::spawn("feed-sim", &feed_sim, &feed_args, dir.path())
+        .map_err(io("starting feed-sim"))?;
+
+    let processors = Arc::new(DemoProcesses::new(
+        ProcessorTemplate {
+            exe: exe.clone(),
+            redis: redis_url.clone(),
+            feed: feed_url,
+            namespace: namespace.clone(),
+            partitions: args.partitions.get(),
+            log_dir: dir.path().to_path_buf(),
+        },
+        (args.processors as usize) + 8,
+    ));
+    for _ in 0..args.processors {
+        processors
+            .start_one()
+            .await
+            .map_err(|e| DemoError::Dashboard(e.to_string()))?;
+    }
+
+    let dashboard_shutdown = shutdown.child_token();
+    let dashboard = crate::dashboard::run_with_control(
+        crate::config::DashboardArgs {
+            cluster: crate::config::ClusterArgs {
+                redis: redis_url,
+                namespace,
+            },
+            listen: args.listen,
+        },
+        Some(processors.clone()),
+        dashboard_shutdown.clone(),
+    );
+    print_banner(&args, dir.path());
+    let result = dashboard.await.map_err(|e| DemoError::Dashboard(e.to_string()));
+
+    tracing::info!("stopping the demo: processors first, so they hand over cleanly");
+    processors.stop_all(Duration::from_secs(5)).await;
+    feed.stop(Duration::from_secs(2)).await;
+    drop(_redis);
+    tracing::info!("demo stopped; nothing left running");
+    result
+}
+
+fn print_banner(args: &DemoArgs, logs: &Path) {
+    println!();
+    println!("  tickshard demo: {} processors, feed at {} ticks/s", args.processors, args.rate);
+    println!("  dashboard:  http://{}/", args.listen);
+    println!("  logs:       {} (removed on exit)", logs.display());
+    println!("  Ctrl-C stops everything.");
+    println!();
+}
