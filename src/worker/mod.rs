@@ -13,6 +13,7 @@ pub mod flusher;
 mod hold;
 mod publish;
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,6 +114,9 @@ pub struct Worker {
     flush_tx: mpsc::Sender<FlushJob>,
     flush_rx: Option<mpsc::Receiver<FlushJob>>,
     flush_in_flight: bool,
+    /// The feed's latest seq of every symbol, owned or not, so a partition
+    /// acquired after the feed went quiet still learns what it must have.
+    feed_seqs: HashMap<Symbol, u64>,
 }
 
 impl Worker {
@@ -142,6 +146,7 @@ impl Worker {
             internal_tx,
             internal_rx,
             flush_in_flight: false,
+            feed_seqs: HashMap::new(),
         }
     }
 
@@ -237,6 +242,8 @@ impl Worker {
             IngestInput::Seqs(seqs) => {
                 let now = Instant::now();
                 for (symbol, seq) in seqs {
+                    let known = self.feed_seqs.entry(symbol).or_insert(0);
+                    *known = (*known).max(seq);
                     let p = partition_of(&symbol, self.partitions);
                     self.engine.announce(p, symbol, seq, now);
                 }
@@ -428,6 +435,12 @@ impl Worker {
                         self.count_outcome(o, false);
                     }
                     tracing::info!(%partition, %epoch, symbols, "partition state loaded");
+                    let now = Instant::now();
+                    for (symbol, seq) in &self.feed_seqs {
+                        if partition_of(symbol, self.partitions) == partition {
+                            self.engine.announce(partition, *symbol, *seq, now);
+                        }
+                    }
                 }
             }
             Internal::Flushed(report) => {

@@ -5,6 +5,8 @@
 //! uses every helper.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fleet;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
