@@ -16,10 +16,17 @@
 //! - [`partition`]: the stable `symbol → partition` function.
 //! - [`keys`]: every Redis key and channel name.
 //!
+//! Ownership and messaging (knows nothing of ticks):
+//! - [`cluster`]: membership, fenced leases, balanced sticky assignment,
+//!   handover and failover, the ownership view, inbox messages and
+//!   request/reply between instances.
+//!
 //! Process plumbing:
 //! - [`config`]: command-line options of the subcommands.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
 //! - [`logging`]: tracing set-up.
+//! - [`processor`]: the `tickshard processor` service.
+//! - [`http`]: its HTTP endpoints.
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
 //!   and benchmarks.
 //!
@@ -30,11 +37,14 @@
 //!                              └─ not owned ─▶ forward ─PUBLISH─▶ owner's inbox
 //! ```
 
+pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod partition;
+pub mod processor;
 pub mod redis_server;
 pub mod shutdown;
 pub mod tick;
