@@ -61,11 +61,13 @@ impl Timings {
             lease,
             renew_every: lease / 3,
             safety_margin: (lease / 10).max(Duration::from_millis(20)),
-            // A member is alive while it could be holding leases, plus slack
-            // for one late heartbeat.
-            member_ttl: lease + lease / 2,
+            // A member is alive exactly while it could be holding leases: its
+            // heartbeat follows each renew, so a crashed member drops out of
+            // the member set just after its leases expire, and survivors
+            // take its partitions as their own targets at once.
+            member_ttl: lease,
             poll_every: (lease / 8).clamp(Duration::from_millis(25), Duration::from_millis(500)),
-            orphan_grace: lease / 2,
+            orphan_grace: lease / 4,
             handover_ack: lease / 3,
             op_timeout: (lease / 3).max(Duration::from_millis(100)),
         }
@@ -146,7 +148,7 @@ mod tests {
         let t = Timings::for_lease(Duration::from_secs(2));
         assert_eq!(t.renew_every, Duration::from_secs(2) / 3);
         assert!(t.safety_margin >= Duration::from_millis(200));
-        assert!(t.member_ttl > t.lease);
+        assert!(t.member_ttl >= t.lease);
         assert!(t.orphan_grace < t.lease);
     }
 }

@@ -33,7 +33,9 @@
 //!   in the same script), since a paused process can wake up mid-write.
 //! - A clean leave (SIGTERM) hands partitions over at once; a crash is
 //!   noticed when the leases expire (about one TTL), and orphaned
-//!   partitions are taken after a further grace of TTL/2.
+//!   partitions are taken after a further grace of TTL/4. The member TTL
+//!   equals the lease TTL, so a crashed member leaves the member set as
+//!   its leases expire.
 //!
 //! # Redis restarts
 //!

@@ -67,3 +67,5 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+pub mod procs;
