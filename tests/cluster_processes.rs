@@ -1,6 +1,8 @@
 //! Real `tickshard processor` processes against a real redis-server:
 //! start-up, scaling, clean leave, crash, pause. A background watcher reads
 //! every lease key throughout and checks that epochs only grow.
+// Helpers outside #[test] fns panic on failure too: this is test code.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
