@@ -16,6 +16,11 @@
 //! - [`partition`]: the stable `symbol → partition` function.
 //! - [`keys`]: every Redis key and channel name.
 //!
+//! Ownership and messaging (knows nothing of ticks):
+//! - [`cluster`]: membership, fenced leases, balanced sticky assignment,
+//!   handover and failover, the ownership view, inbox messages and
+//!   request/reply between instances.
+//!
 //! Process plumbing:
 //! - [`config`]: command-line options of the subcommands.
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
@@ -24,6 +29,8 @@
 //!   once-a-second `{ns}:stats` message and the Prometheus text.
 //! - [`dashboard`]: the live dashboard server (merges every instance's
 //!   stats, serves the page and a WebSocket stream).
+//! - [`processor`]: the `tickshard processor` service.
+//! - [`http`]: its HTTP endpoints.
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
 //!   and benchmarks.
 //!
@@ -34,15 +41,18 @@
 //!                              └─ not owned ─▶ forward ─PUBLISH─▶ owner's inbox
 //! ```
 
+pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod dashboard;
 pub mod engine;
 pub mod forward;
+pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod logging;
 pub mod partition;
+pub mod processor;
 pub mod query;
 pub mod redis_server;
 pub mod router;
@@ -51,3 +61,4 @@ pub mod stats;
 pub mod store;
 pub mod tick;
 pub mod totals;
+pub mod worker;

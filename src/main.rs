@@ -10,9 +10,13 @@ async fn main() -> Result<()> {
     tickshard::logging::init();
     let shutdown = tickshard::shutdown::on_signals();
     match cli.command {
-        Command::Processor(_args) => {
-            let _ = shutdown;
-            anyhow::bail!("`tickshard processor` is not built yet")
+        Command::Processor(args) => {
+            if let Err(e) = tickshard::processor::run(args, shutdown).await {
+                // One clear line at the edge, not a debug dump.
+                eprintln!("tickshard processor: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Dashboard(_args) => anyhow::bail!("`tickshard dashboard` is not built yet"),
         Command::Demo(_args) => anyhow::bail!("`tickshard demo` is not built yet"),

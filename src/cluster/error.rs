@@ -1,0 +1,162 @@
+//! Errors of the cluster layer, with classifiers for callers that retry.
+
+use std::time::Duration;
+
+use crate::tick::InstanceId;
+
+/// Why joining or running the cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The Redis URL could not be parsed.
+    #[error("invalid Redis URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Redis did not answer (refused, timed out, DNS).
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Unreachable {
+        /// The URL, with any password removed.
+        url: String,
+        /// The underlying error.
+        reason: String,
+    },
+    /// Redis refused our credentials.
+    #[error("Redis at {url} refused the credentials: {reason}")]
+    Auth {
+        /// The URL, with any password removed.
+        url: String,
+        /// The underlying error.
+        reason: String,
+    },
+    /// The cluster already exists with another partition count.
+    #[error(
+        "cluster `{namespace}` is configured with {configured} partitions ({key}) but this \
+         instance was started with {requested}; use the same partition count or another namespace"
+    )]
+    PartitionMismatch {
+        /// Namespace.
+        namespace: String,
+        /// Config key holding the stored value.
+        key: String,
+        /// Partitions stored in `{ns}:config`.
+        configured: u32,
+        /// Partitions this instance asked for.
+        requested: u32,
+    },
+    /// `{ns}:config` holds something we cannot read.
+    #[error("cluster config {key} is unreadable: {reason}")]
+    BadConfig {
+        /// Config key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another live instance already uses this id.
+    #[error("instance id `{id}` is already in use by a live instance (heartbeating in {key}); pick another --id")]
+    DuplicateInstance {
+        /// The id.
+        id: InstanceId,
+        /// Members key.
+        key: String,
+    },
+    /// A Redis command failed.
+    #[error("Redis {op} failed: {source}")]
+    Redis {
+        /// What we were doing.
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A Redis command did not answer in time.
+    #[error("Redis {op} timed out after {after:?}")]
+    Timeout {
+        /// What we were doing.
+        op: &'static str,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// Redis answered with something the scripts never return.
+    #[error("unexpected Redis reply to {op}: {detail}")]
+    Protocol {
+        /// What we were doing.
+        op: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl ClusterError {
+    /// True for failures that may go away by themselves (network, timeouts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Redis { source, .. } => {
+                source.is_io_error()
+                    || source.is_timeout()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Self {
+        move |source| Self::Redis { op, source }
+    }
+}
+
+/// Why a request to another instance got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Nobody listens on the target's inbox (it is not running).
+    #[error("instance `{to}` is not listening")]
+    Unreachable {
+        /// Target.
+        to: InstanceId,
+    },
+    /// No reply within the timeout.
+    #[error("instance `{to}` did not reply within {after:?}")]
+    Timeout {
+        /// Target.
+        to: InstanceId,
+        /// The timeout.
+        after: Duration,
+    },
+    /// Publishing the request failed.
+    #[error(transparent)]
+    Redis(#[from] ClusterError),
+}
+
+impl RequestError {
+    /// True when trying again (perhaps at another owner) may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Timeout { .. } => true,
+            Self::Redis(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// The URL with any `user:password@` part replaced, for messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact_url("redis://h:1/"), "redis://h:1/");
+        assert_eq!(redact_url("garbage"), "garbage");
+    }
+}

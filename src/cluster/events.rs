@@ -1,0 +1,149 @@
+//! Membership and lease events broadcast on `{ns}:events`, one JSON object
+//! per message (`kind` tag, snake_case). Readers ignore unknown kinds and
+//! garbage: [`ClusterEvent::parse`] returns an error the caller counts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tick::{Epoch, InstanceId, PartitionId};
+
+/// One event on `{ns}:events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// An instance registered.
+    MemberJoined {
+        /// Milliseconds since the Unix epoch.
+        ts_ms: u64,
+        /// Who.
+        instance: InstanceId,
+    },
+    /// An instance left cleanly.
+    MemberLeft {
+        /// Milliseconds since the Unix epoch.
+        ts_ms: u64,
+        /// Who.
+        instance: InstanceId,
+    },
+    /// An instance acquired a lease.
+    LeaseAcquired {
+        /// Milliseconds since the Unix epoch.
+        ts_ms: u64,
+        /// Partition.
+        partition: PartitionId,
+        /// New owner.
+        instance: InstanceId,
+        /// Its fencing token.
+        epoch: Epoch,
+    },
+    /// An instance released a lease (handover or shutdown).
+    LeaseReleased {
+        /// Milliseconds since the Unix epoch.
+        ts_ms: u64,
+        /// Partition.
+        partition: PartitionId,
+        /// Former owner.
+        instance: InstanceId,
+        /// The released epoch.
+        epoch: Epoch,
+    },
+    /// An instance noticed it lost a lease (lapsed or refused).
+    LeaseLost {
+        /// Milliseconds since the Unix epoch.
+        ts_ms: u64,
+        /// Partition.
+        partition: PartitionId,
+        /// Former owner.
+        instance: InstanceId,
+        /// The lost epoch.
+        epoch: Epoch,
+    },
+}
+
+impl ClusterEvent {
+    /// Parses one message; unknown kinds and garbage are errors.
+    pub fn parse(raw: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(raw)
+    }
+
+    /// The JSON text.
+    pub fn to_json(&self) -> String {
+        // Serialising plain fields cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The instance the event is about.
+    pub fn instance(&self) -> &InstanceId {
+        match self {
+            Self::MemberJoined { instance, .. }
+            | Self::MemberLeft { instance, .. }
+            | Self::LeaseAcquired { instance, .. }
+            | Self::LeaseReleased { instance, .. }
+            | Self::LeaseLost { instance, .. } => instance,
+        }
+    }
+
+    /// The `kind` label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MemberJoined { .. } => "member_joined",
+            Self::MemberLeft { .. } => "member_left",
+            Self::LeaseAcquired { .. } => "lease_acquired",
+            Self::LeaseReleased { .. } => "lease_released",
+            Self::LeaseLost { .. } => "lease_lost",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch by the local wall clock (event stamps only).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Nanoseconds since the Unix epoch by the local wall clock.
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_matches_the_contract() {
+        let e = ClusterEvent::LeaseAcquired {
+            ts_ms: 1,
+            partition: PartitionId(7),
+            instance: "p2".parse().unwrap(),
+            epoch: Epoch(12),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"kind":"lease_acquired","ts_ms":1,"partition":7,"instance":"p2","epoch":12}"#
+        );
+        assert_eq!(ClusterEvent::parse(e.to_json().as_bytes()).unwrap(), e);
+        let j = r#"{"kind":"member_left","ts_ms":5,"instance":"p2"}"#;
+        assert_eq!(
+            ClusterEvent::parse(j.as_bytes()).unwrap().kind(),
+            "member_left"
+        );
+    }
+
+    #[test]
+    fn garbage_and_unknown_kinds_are_errors() {
+        for bad in [
+            &b"nope"[..],
+            b"{}",
+            br#"{"kind":"party"}"#,
+            br#"{"kind":"member_left","instance":"a b","ts_ms":1}"#,
+            &[0xff, 0x00],
+        ] {
+            assert!(ClusterEvent::parse(bad).is_err());
+        }
+    }
+}

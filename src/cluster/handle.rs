@@ -1,0 +1,262 @@
+//! [`ClusterHandle`]: the cheap, cloneable face of the cluster for the rest
+//! of the service: ownership view, members, metrics, events, and
+//! instance-to-instance messages (fire-and-forget and request/reply).
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use tokio::sync::{broadcast, watch};
+
+use super::config::Timings;
+use super::error::{ClusterError, RequestError};
+use super::events::{now_ns, ClusterEvent};
+use super::membership::MemberInfo;
+use super::messaging::{Envelope, MessageKind, Pending};
+use super::ownership::{OwnershipView, ViewCell};
+use crate::keys::Keys;
+use crate::tick::InstanceId;
+
+/// Counters of the cluster layer, cumulative since the instance joined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterMetrics {
+    /// Leases acquired.
+    pub leases_acquired: u64,
+    /// Leases released (handover or shutdown).
+    pub leases_released: u64,
+    /// Leases lost (lapsed locally, refused or taken).
+    pub leases_lost: u64,
+    /// Renew round trips that failed (Redis error or timeout).
+    pub renew_failures: u64,
+    /// Handovers released without the data path's ack in time.
+    pub handover_ack_timeouts: u64,
+    /// Inbox messages that were not valid envelopes.
+    pub bad_inbox_messages: u64,
+    /// Event messages that were garbage or of an unknown kind.
+    pub bad_events: u64,
+    /// Replies that matched no waiting request (late or foreign).
+    pub unmatched_replies: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) leases_acquired: AtomicU64,
+    pub(crate) leases_released: AtomicU64,
+    pub(crate) leases_lost: AtomicU64,
+    pub(crate) renew_failures: AtomicU64,
+    pub(crate) handover_ack_timeouts: AtomicU64,
+    pub(crate) bad_inbox_messages: AtomicU64,
+    pub(crate) bad_events: AtomicU64,
+    pub(crate) unmatched_replies: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> ClusterMetrics {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClusterMetrics {
+            leases_acquired: g(&self.leases_acquired),
+            leases_released: g(&self.leases_released),
+            leases_lost: g(&self.leases_lost),
+            renew_failures: g(&self.renew_failures),
+            handover_ack_timeouts: g(&self.handover_ack_timeouts),
+            bad_inbox_messages: g(&self.bad_inbox_messages),
+            bad_events: g(&self.bad_events),
+            unmatched_replies: g(&self.unmatched_replies),
+        }
+    }
+}
+
+/// State shared by the handle, the runtime and the subscriber.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) instance: InstanceId,
+    pub(crate) keys: Keys,
+    pub(crate) partitions: NonZeroU32,
+    pub(crate) timings: Timings,
+    pub(crate) view: ViewCell,
+    pub(crate) counters: Counters,
+    pub(crate) events: broadcast::Sender<ClusterEvent>,
+    pub(crate) pending: Pending,
+    pub(crate) next_correlation: AtomicU64,
+    /// Connection for messages, separate from the lease connection so a
+    /// burst of data never delays a renew.
+    pub(crate) publisher: ConnectionManager,
+}
+
+/// Cloneable access to the cluster for the rest of the service.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl ClusterHandle {
+    /// This instance's id.
+    pub fn instance(&self) -> &InstanceId {
+        &self.shared.instance
+    }
+
+    /// The cluster's partition count.
+    pub fn partitions(&self) -> NonZeroU32 {
+        self.shared.partitions
+    }
+
+    /// The key namespace.
+    pub fn keys(&self) -> &Keys {
+        &self.shared.keys
+    }
+
+    /// The lease TTL.
+    pub fn lease(&self) -> Duration {
+        self.shared.timings.lease
+    }
+
+    /// The current ownership view (cheap: an `Arc` clone).
+    pub fn view(&self) -> Arc<OwnershipView> {
+        self.shared.view.get()
+    }
+
+    /// The view version; changes whenever the view does.
+    pub fn view_changes(&self) -> watch::Receiver<u64> {
+        self.shared.view.subscribe()
+    }
+
+    /// Live members with their HTTP addresses, as of the last full read.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.view().members().to_vec()
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> ClusterMetrics {
+        self.shared.counters.snapshot()
+    }
+
+    /// Events seen on `{ns}:events` (including our own). A receiver that
+    /// falls more than 1024 events behind loses the oldest (`Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Sends `payload` to `to`'s inbox; returns how many subscribers got
+    /// it (0: nobody is listening, the message is gone).
+    pub async fn send(
+        &self,
+        to: &InstanceId,
+        hops: u8,
+        payload: Bytes,
+    ) -> Result<usize, ClusterError> {
+        self.publish(to, MessageKind::Data, hops, 0, payload).await
+    }
+
+    /// Sends a request to `to` and waits for its reply.
+    pub async fn request(
+        &self,
+        to: &InstanceId,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, RequestError> {
+        let id = self.shared.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let rx = self.shared.pending.insert(id);
+        let guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        let receivers = self
+            .publish(to, MessageKind::Request, 0, id, payload)
+            .await?;
+        if receivers == 0 {
+            return Err(RequestError::Unreachable { to: to.clone() });
+        }
+        let out = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            _ => Err(RequestError::Timeout {
+                to: to.clone(),
+                after: timeout,
+            }),
+        };
+        drop(guard);
+        out
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        to: &InstanceId,
+        kind: MessageKind,
+        hops: u8,
+        correlation: u64,
+        payload: Bytes,
+    ) -> Result<usize, ClusterError> {
+        let env = Envelope {
+            kind,
+            hops,
+            from: self.shared.instance.clone(),
+            correlation,
+            sent_ns: now_ns(),
+            payload,
+        };
+        let mut con = self.shared.publisher.clone();
+        let after = self.shared.timings.op_timeout;
+        let cmd = redis::cmd("PUBLISH")
+            .arg(self.shared.keys.inbox(to))
+            .arg(env.encode().as_ref())
+            .to_owned();
+        match tokio::time::timeout(after, cmd.query_async::<usize>(&mut con)).await {
+            Ok(r) => r.map_err(ClusterError::redis("publish")),
+            Err(_) => Err(ClusterError::Timeout {
+                op: "publish",
+                after,
+            }),
+        }
+    }
+}
+
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.pending.remove(self.id);
+    }
+}
+
+/// A message from another instance's [`ClusterHandle::send`].
+#[derive(Debug, Clone)]
+pub struct InboxMessage {
+    /// Sender.
+    pub from: InstanceId,
+    /// Hop count set by the sender.
+    pub hops: u8,
+    /// Sender's wall clock at send, ns since the Unix epoch.
+    pub sent_ns: u64,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// A request this instance must answer with [`IncomingRequest::reply`].
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// Who asks.
+    pub from: InstanceId,
+    /// The request.
+    pub payload: Bytes,
+    pub(crate) correlation: u64,
+    pub(crate) handle: ClusterHandle,
+}
+
+impl IncomingRequest {
+    /// Sends the reply to the requester's inbox.
+    pub async fn reply(self, payload: Bytes) -> Result<(), ClusterError> {
+        self.handle
+            .publish(&self.from, MessageKind::Reply, 0, self.correlation, payload)
+            .await
+            .map(|_| ())
+    }
+}

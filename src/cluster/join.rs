@@ -1,0 +1,215 @@
+//! Joining: connect (failing fast with a typed error), create or check
+//! `{ns}:config`, subscribe to our inbox and the events, and register as a
+//! member with a unique id.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::config::{ensure_config, ClusterOptions, Timings};
+use super::error::{redact_url, ClusterError};
+use super::events::{now_ms, ClusterEvent};
+use super::handle::{ClusterHandle, Counters, Shared};
+use super::lease::LeaseScripts;
+use super::membership::{Beat, Membership, Registration};
+use super::messaging::Pending;
+use super::ownership::ViewCell;
+use super::runtime::{announce, ClusterRuntime};
+use super::subscriber::{subscribe, Subscriber};
+use super::{Cluster, ClusterChannels};
+
+/// How long start-up waits for Redis before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn classify(url: &str, e: redis::RedisError) -> ClusterError {
+    let url = redact_url(url);
+    let reason = e.to_string();
+    let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    if auth {
+        ClusterError::Auth { url, reason }
+    } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
+        ClusterError::InvalidUrl { url, reason }
+    } else {
+        ClusterError::Unreachable { url, reason }
+    }
+}
+
+/// A connection manager that reconnects by itself with capped backoff.
+pub(crate) async fn connect(
+    client: &redis::Client,
+    url: &str,
+    timings: &Timings,
+) -> Result<ConnectionManager, ClusterError> {
+    let cfg = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timings.op_timeout.max(Duration::from_millis(500))))
+        .set_response_timeout(Some(timings.op_timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(Duration::from_secs(1));
+    let fut = async {
+        let mut con = ConnectionManager::new_with_config(client.clone(), cfg).await?;
+        redis::cmd("PING").query_async::<()>(&mut con).await?;
+        Ok::<_, redis::RedisError>(con)
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| classify(url, e)),
+        Err(_) => Err(ClusterError::Unreachable {
+            url: redact_url(url),
+            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+        }),
+    }
+}
+
+fn random_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl Cluster {
+    /// Connects, creates or checks `{ns}:config`, subscribes to this
+    /// instance's inbox and the events, and registers as a member.
+    ///
+    /// Fails fast with a typed error for a bad URL, unreachable Redis,
+    /// refused credentials, a partition-count mismatch, or an id that a
+    /// live instance already uses. An id left behind by a dead instance is
+    /// waited out (at most one member TTL).
+    pub async fn join(
+        opts: ClusterOptions,
+    ) -> Result<(ClusterHandle, ClusterRuntime, ClusterChannels), ClusterError> {
+        let timings = Timings::for_lease(opts.lease);
+        let client =
+            redis::Client::open(opts.redis_url.as_str()).map_err(|e| ClusterError::InvalidUrl {
+                url: redact_url(&opts.redis_url),
+                reason: e.to_string(),
+            })?;
+        let mut control = connect(&client, &opts.redis_url, &timings).await?;
+        let publisher = connect(&client, &opts.redis_url, &timings).await?;
+        ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;
+
+        let partitions = opts.partitions.get() as usize;
+        let (events, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            instance: opts.instance.clone(),
+            keys: opts.keys.clone(),
+            partitions: opts.partitions,
+            timings,
+            view: ViewCell::new(partitions),
+            counters: Counters::default(),
+            events,
+            pending: Pending::default(),
+            next_correlation: AtomicU64::new(rand::random::<u64>() >> 1),
+            publisher,
+        });
+        let handle = ClusterHandle {
+            shared: Arc::clone(&shared),
+        };
+
+        // Subscribe before registering, so nobody sends to an inbox we do not hear.
+        let first = subscribe(&client, &shared).await.map_err(|e| match e {
+            ClusterError::Redis { source, .. } => classify(&opts.redis_url, source),
+            other => other,
+        })?;
+        let (inbox_tx, inbox) = mpsc::channel(1024);
+        let (requests_tx, requests) = mpsc::channel(256);
+        let (internal_tx, internal_rx) = mpsc::channel(1024);
+        let (ownership_tx, ownership) = mpsc::channel((4 * partitions).max(64));
+        let subscriber_cancel = CancellationToken::new();
+        let subscriber = Subscriber {
+            client: client.clone(),
+            url: redact_url(&opts.redis_url),
+            handle: handle.clone(),
+            inbox: inbox_tx,
+            requests: requests_tx,
+            internal: internal_tx,
+        };
+        let subscriber_task = tokio::spawn(subscriber.run(first, subscriber_cancel.clone()));
+        // From here on, failing must stop the subscriber.
+        let guard = subscriber_cancel.clone().drop_guard();
+
+        let membership = Membership::new();
+        let registration = Registration {
+            id: opts.instance.clone(),
+            http: opts.http_addr.clone(),
+            pid: std::process::id(),
+            started_at_ms: now_ms(),
+            incarnation: random_token(),
+        };
+        register(&mut control, &shared, &membership, &registration).await?;
+        announce(
+            &mut control,
+            &shared,
+            &[ClusterEvent::MemberJoined {
+                ts_ms: now_ms(),
+                instance: opts.instance.clone(),
+            }],
+        )
+        .await;
+        info!(instance = %opts.instance, partitions, lease_ms = timings.lease.as_millis() as u64, "joined the cluster");
+
+        let runtime = ClusterRuntime {
+            shared,
+            con: control,
+            scripts: LeaseScripts::new(),
+            membership,
+            registration,
+            ownership: ownership_tx,
+            internal: internal_rx,
+            subscriber_task,
+            subscriber_guard: guard,
+        };
+        Ok((
+            handle,
+            runtime,
+            ClusterChannels {
+                ownership,
+                inbox,
+                requests,
+            },
+        ))
+    }
+}
+
+/// Registers our id, waiting out a dead incarnation's entry; a live one
+/// (its heartbeat moves while we wait) is an error.
+async fn register(
+    con: &mut ConnectionManager,
+    shared: &Shared,
+    membership: &Membership,
+    me: &Registration,
+) -> Result<(), ClusterError> {
+    let ttl = shared.timings.member_ttl;
+    let deadline = Instant::now() + ttl + shared.timings.renew_every;
+    let mut first_expiry = None;
+    loop {
+        match membership.beat(con, &shared.keys, me, ttl, true).await? {
+            Beat::Ok { .. } => return Ok(()),
+            Beat::Busy { expiry_ms } => {
+                match first_expiry {
+                    None => {
+                        warn!(instance = %me.id, "id held by an earlier incarnation; waiting for it to expire");
+                        first_expiry = Some(expiry_ms);
+                    }
+                    Some(first) if first != expiry_ms => {
+                        return Err(ClusterError::DuplicateInstance {
+                            id: me.id.clone(),
+                            key: shared.keys.members(),
+                        })
+                    }
+                    Some(_) => {}
+                }
+                if Instant::now() >= deadline {
+                    return Err(ClusterError::DuplicateInstance {
+                        id: me.id.clone(),
+                        key: shared.keys.members(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

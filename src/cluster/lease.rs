@@ -1,0 +1,236 @@
+//! Fenced leases: the Lua scripts that acquire, renew and release
+//! `{ns}:lease:{p}` atomically, and the `{instance}:{epoch}` value format.
+//!
+//! Scripts are built once ([`LeaseScripts::new`]) and invoked by SHA; on
+//! `NOSCRIPT` (first use, or a Redis restart) `redis::Script` loads them and
+//! retries. Every script takes many partitions, so a whole round of
+//! acquisitions or renewals costs one round trip.
+//!
+//! - acquire: only if the key is absent, take `INCR {ns}:epoch:{p}` as the
+//!   new epoch and `SET lease "{me}:{epoch}" PX ttl`. The epoch is the
+//!   fencing token; it never goes backwards while `{ns}:epoch:{p}` lives.
+//! - renew: for each lease, `PEXPIRE` only if it still holds our exact value.
+//! - release: compare-and-delete.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::Script;
+
+use super::error::ClusterError;
+use crate::keys::Keys;
+use crate::tick::{Epoch, InstanceId, PartitionId};
+
+const ACQUIRE: &str = r"
+local out = {}
+for i = 1, #KEYS, 2 do
+  local cur = redis.call('GET', KEYS[i])
+  if cur then
+    out[#out + 1] = '0'
+    out[#out + 1] = cur
+  else
+    local e = redis.call('INCR', KEYS[i + 1])
+    redis.call('SET', KEYS[i], ARGV[1] .. ':' .. e, 'PX', ARGV[2])
+    out[#out + 1] = '1'
+    out[#out + 1] = tostring(e)
+  end
+end
+return out
+";
+
+const RENEW: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+";
+
+const RELEASE: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    redis.call('DEL', KEYS[i])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+";
+
+/// The lease value `{instance}:{epoch}`.
+pub fn lease_value(instance: &InstanceId, epoch: Epoch) -> String {
+    format!("{instance}:{epoch}")
+}
+
+/// Parses a lease value; `None` for anything malformed.
+pub fn parse_lease_value(raw: &str) -> Option<(InstanceId, Epoch)> {
+    let (id, epoch) = raw.rsplit_once(':')?;
+    Some((id.parse().ok()?, Epoch(epoch.parse().ok()?)))
+}
+
+/// Result of one acquisition attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcquireOutcome {
+    /// We hold the lease with this new epoch.
+    Won(Epoch),
+    /// Someone holds it; the raw lease value.
+    Held(String),
+}
+
+/// The three lease scripts, loaded once.
+#[derive(Debug)]
+pub struct LeaseScripts {
+    acquire: Script,
+    renew: Script,
+    release: Script,
+}
+
+impl Default for LeaseScripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl LeaseScripts {
+    /// Builds the scripts (hashing only; Redis loads them on first use).
+    pub fn new() -> Self {
+        Self {
+            acquire: Script::new(ACQUIRE),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+        }
+    }
+
+    /// Tries to acquire every partition in `parts` for `me`, in one round trip.
+    pub async fn acquire<C: ConnectionLike + Send>(
+        &self,
+        con: &mut C,
+        keys: &Keys,
+        me: &InstanceId,
+        parts: &[PartitionId],
+        ttl: Duration,
+    ) -> Result<Vec<(PartitionId, AcquireOutcome)>, ClusterError> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.acquire.prepare_invoke();
+        for &p in parts {
+            inv.key(keys.lease(p)).key(keys.epoch(p));
+        }
+        inv.arg(me.as_str()).arg(ttl_ms(ttl));
+        let raw: Vec<String> = inv
+            .invoke_async(con)
+            .await
+            .map_err(ClusterError::redis("lease acquire"))?;
+        if raw.len() != parts.len() * 2 {
+            return Err(protocol(
+                "lease acquire",
+                format!("{} values for {} partitions", raw.len(), parts.len()),
+            ));
+        }
+        parts
+            .iter()
+            .zip(raw.chunks(2))
+            .map(|(&p, pair)| {
+                let outcome =
+                    match pair[0].as_str() {
+                        "1" => AcquireOutcome::Won(Epoch(pair[1].parse().map_err(|_| {
+                            protocol("lease acquire", format!("epoch {:?}", pair[1]))
+                        })?)),
+                        _ => AcquireOutcome::Held(pair[1].clone()),
+                    };
+                Ok((p, outcome))
+            })
+            .collect()
+    }
+
+    /// Renews every lease in `held` (ours at that epoch) in one round trip;
+    /// `true` where the lease was still ours and got a fresh TTL.
+    pub async fn renew<C: ConnectionLike + Send>(
+        &self,
+        con: &mut C,
+        keys: &Keys,
+        me: &InstanceId,
+        held: &[(PartitionId, Epoch)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, ClusterError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.renew.prepare_invoke();
+        inv.arg(ttl_ms(ttl));
+        for &(p, e) in held {
+            inv.key(keys.lease(p)).arg(lease_value(me, e));
+        }
+        let raw: Vec<i64> = inv
+            .invoke_async(con)
+            .await
+            .map_err(ClusterError::redis("lease renew"))?;
+        if raw.len() != held.len() {
+            return Err(protocol(
+                "lease renew",
+                format!("{} results for {} leases", raw.len(), held.len()),
+            ));
+        }
+        Ok(raw.into_iter().map(|r| r == 1).collect())
+    }
+
+    /// Releases (compare-and-delete) every lease in `held`; `true` where it
+    /// was still ours and is now gone.
+    pub async fn release<C: ConnectionLike + Send>(
+        &self,
+        con: &mut C,
+        keys: &Keys,
+        me: &InstanceId,
+        held: &[(PartitionId, Epoch)],
+    ) -> Result<Vec<bool>, ClusterError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut inv = self.release.prepare_invoke();
+        for &(p, e) in held {
+            inv.key(keys.lease(p)).arg(lease_value(me, e));
+        }
+        let raw: Vec<i64> = inv
+            .invoke_async(con)
+            .await
+            .map_err(ClusterError::redis("lease release"))?;
+        if raw.len() != held.len() {
+            return Err(protocol(
+                "lease release",
+                format!("{} results for {} leases", raw.len(), held.len()),
+            ));
+        }
+        Ok(raw.into_iter().map(|r| r == 1).collect())
+    }
+}
+
+fn protocol(op: &'static str, detail: String) -> ClusterError {
+    ClusterError::Protocol { op, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_values_round_trip_and_reject_garbage() {
+        let id: InstanceId = "p-1".parse().unwrap();
+        assert_eq!(lease_value(&id, Epoch(12)), "p-1:12");
+        assert_eq!(parse_lease_value("p-1:12"), Some((id, Epoch(12))));
+        for bad in ["", "p1", "p1:", ":3", "p1:x", "a b:3", "p1:-1"] {
+            assert_eq!(parse_lease_value(bad), None, "{bad}");
+        }
+    }
+}

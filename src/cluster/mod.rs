@@ -1,0 +1,93 @@
+//! Partition ownership and instance-to-instance messaging over Redis: a
+//! library any service can use to split P partitions of its own resources
+//! between instances. It knows nothing of ticks.
+//!
+//! # Use
+//!
+//! [`Cluster::join`] connects, checks `{ns}:config`, subscribes to this
+//! instance's inbox and `{ns}:events`, and registers the member. It returns
+//! a [`ClusterHandle`] (cloneable: ownership view, messaging, metrics), the
+//! [`ClusterRuntime`] to run (leases, assignment, handover, failover) and
+//! the [`ClusterChannels`] the service must drain: ownership changes,
+//! inbox data and requests.
+//!
+//! # Modules
+//!
+//! - [`config`]: join options, derived timings, `{ns}:config`.
+//! - [`membership`]: heartbeats, pruning, unique ids, the full read.
+//! - [`lease`]: the acquire / renew / release Lua scripts (fencing).
+//! - [`assign`]: the pure assignment and planning decision.
+//! - [`ownership`]: the ownership view handed to the data path.
+//! - [`events`]: the JSON events on `{ns}:events`.
+//! - [`messaging`]: the inbox envelope and request/reply pairing.
+//! - `handle`, `join`, `subscriber`, [`runtime`]: the I/O around them.
+//!
+//! # Guarantees and their limits
+//!
+//! - At most one instance *believes* it owns a partition at a given epoch:
+//!   epochs come from `INCR {ns}:epoch:{p}` inside the acquire script, and
+//!   an instance stops using a lease when its own monotonic clock says it
+//!   may have lapsed (from when the last successful renew was sent, minus
+//!   a safety margin), before Redis can hand it to anyone else. Writers
+//!   must still fence their writes with the epoch (compare the lease value
+//!   in the same script), since a paused process can wake up mid-write.
+//! - A clean leave (SIGTERM) hands partitions over at once; a crash is
+//!   noticed when the leases expire (about one TTL), and orphaned
+//!   partitions are taken after a further grace of TTL/4. The member TTL
+//!   equals the lease TTL, so a crashed member leaves the member set as
+//!   its leases expire.
+//!
+//! # Redis restarts
+//!
+//! - With AOF (or any persistence that restores a *prefix* of the write
+//!   history, such as `appendfsync everysec` or an RDB snapshot), the
+//!   `{ns}:epoch:{p}` counters and any state fenced with them come back
+//!   together: if a write fenced with epoch e survived, so did the `INCR`
+//!   that produced e, so new epochs stay larger than every surviving fence.
+//! - Without persistence, a restart loses every key: epochs restart at 1,
+//!   but the state they fenced (e.g. `{ns}:sym:*`) is gone too, so no
+//!   stale fence can beat them. Running instances see their renews refused
+//!   (`Lost`), re-register (`member_joined`), recreate `{ns}:config` and
+//!   acquire afresh.
+//! - What is *not* supported: losing the epoch counters while keeping the
+//!   data they fenced (e.g. deleting `{ns}:epoch:*` by hand, or keeping the
+//!   data in another Redis). Run Redis with AOF if the data must survive.
+
+pub mod assign;
+pub mod config;
+pub mod error;
+pub mod events;
+mod handle;
+mod join;
+pub mod lease;
+pub mod membership;
+pub mod messaging;
+pub mod ownership;
+pub mod runtime;
+mod subscriber;
+
+use tokio::sync::mpsc;
+
+pub use config::ClusterOptions;
+pub use error::{ClusterError, RequestError};
+pub use events::ClusterEvent;
+pub use handle::{ClusterHandle, ClusterMetrics, InboxMessage, IncomingRequest};
+pub use membership::MemberInfo;
+pub use ownership::{OwnershipView, PartitionOwner};
+pub use runtime::{ClusterRuntime, OwnershipChange};
+
+/// Entry point: see [`Cluster::join`].
+#[derive(Debug)]
+pub struct Cluster;
+
+/// The channels a joined instance must drain (all bounded).
+#[derive(Debug)]
+pub struct ClusterChannels {
+    /// Ownership changes, in order. Not draining it stalls the runtime.
+    pub ownership: mpsc::Receiver<OwnershipChange>,
+    /// Data messages from other instances. A slow consumer slows the
+    /// pub/sub connection (pub/sub is at-most-once anyway).
+    pub inbox: mpsc::Receiver<InboxMessage>,
+    /// Requests this instance must answer.
+    pub requests: mpsc::Receiver<IncomingRequest>,
+}

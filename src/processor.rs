@@ -1,0 +1,213 @@
+//! `tickshard processor`: wires one instance together and runs it until
+//! shutdown.
+//!
+//! ```text
+//! feed client ─┐                      ┌─▶ publisher ─PUBLISH─▶ other inboxes
+//! /ingest ─────┼─▶ worker (engine) ───┼─▶ flusher ─fenced Lua─▶ Redis
+//! inbox ───────┘        ▲             └─▶ replay requests ─▶ feed client
+//!          cluster runtime (leases, membership, handover)
+//! ```
+//!
+//! Shutdown order: the signal stops the feed client and the HTTP server;
+//! the cluster runtime hands every partition over (the worker flushes each
+//! one before its lease is released) and leaves the membership; then the
+//! worker stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::config::ProcessorArgs;
+use crate::engine::{EngineConfig, GapPolicy};
+use crate::http::{self, DataState};
+use crate::ingest::feed::FeedClient;
+use crate::keys::Keys;
+use crate::stats::{run_publisher as run_stats_publisher, FnSource, Metrics, PublisherConfig};
+use crate::store::Store;
+use crate::tick::InstanceId;
+use crate::worker::{run_publisher, Worker, WorkerChannels, WorkerConfig, WorkerOutputs};
+
+/// Why a processor could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// `--id` is not a valid instance id.
+    #[error("invalid --id {0:?}: use 1-64 characters from A-Z a-z 0-9 _ . -")]
+    InvalidId(String),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on --http {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Joining or running the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A Redis connection for the store could not be made.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The default instance id: `p-<pid>-<random hex>`.
+pub fn default_id() -> String {
+    format!("p-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// Runs one processor instance until `shutdown` is cancelled.
+pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+    let raw_id = args.id.clone().unwrap_or_else(default_id);
+    let instance: InstanceId = raw_id
+        .parse()
+        .map_err(|_| ProcessorError::InvalidId(raw_id.clone()))?;
+    let keys = Keys::new(args.cluster.namespace.clone());
+    let listener = TcpListener::bind(args.http)
+        .await
+        .map_err(|source| ProcessorError::Http {
+            addr: args.http,
+            source,
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|source| ProcessorError::Http {
+            addr: args.http,
+            source,
+        })?;
+
+    let (cluster, runtime, channels) = Cluster::join(ClusterOptions {
+        redis_url: args.cluster.redis.clone(),
+        keys: keys.clone(),
+        instance: instance.clone(),
+        partitions: args.partitions,
+        lease: args.lease(),
+        http_addr: Some(http_addr.to_string()),
+    })
+    .await?;
+    tracing::info!(instance = %instance, addr = %http_addr, "http listening");
+
+    let client = redis::Client::open(args.cluster.redis.as_str())?;
+    let conn = redis::aio::ConnectionManager::new(client).await?;
+    let store = Store::new(conn.clone(), keys.clone(), instance.clone());
+    let metrics = Arc::new(Metrics::new());
+
+    let (input_tx, input_rx) = mpsc::channel(256);
+    let (replay_tx, replay_rx) = mpsc::channel(4096);
+    let (forward_tx, forward_rx) = mpsc::channel(64);
+    let (query_tx, query_rx) = mpsc::channel(256);
+    let (hot_tx, hot_rx) = watch::channel(Vec::new());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(run_publisher(cluster.clone(), metrics.clone(), forward_rx));
+    match &args.feed {
+        Some(url) => {
+            let client = FeedClient {
+                url: url.clone(),
+                instance: instance.to_string(),
+                input: input_tx.clone(),
+                replays: replay_rx,
+                metrics: metrics.clone(),
+            };
+            tasks.spawn(client.run(shutdown.clone()));
+        }
+        None => tracing::info!("no --feed given: ticks come only from /ingest clients"),
+    }
+    let source = {
+        let view_of = cluster.clone();
+        FnSource::new(
+            move || view_of.view().owned_count(std::time::Instant::now()) as u32,
+            move |limit| {
+                let mut hot = hot_rx.borrow().clone();
+                hot.truncate(limit);
+                hot
+            },
+        )
+    };
+    tasks.spawn(run_stats_publisher(
+        conn,
+        metrics.clone(),
+        Arc::new(source),
+        PublisherConfig::new(keys.clone(), instance.to_string()),
+        shutdown.clone(),
+    ));
+
+    let app = http::router(cluster.clone()).merge(http::data::routes(DataState::new(
+        cluster.clone(),
+        metrics.clone(),
+        query_tx,
+        input_tx,
+        shutdown.clone(),
+    )));
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(http::serve(listener, app, http_stop.clone()));
+
+    let worker_cfg = WorkerConfig {
+        engine: EngineConfig {
+            gap: GapPolicy {
+                replay_after: Duration::from_millis(args.gap_replay_ms),
+                replay_retry: Duration::from_millis((args.gap_replay_ms * 4).max(200)),
+                skip_after: Duration::from_millis(args.gap_timeout_ms),
+                max_replay_span: 10_000,
+                bar_width_ns: args.bar_secs * 1_000_000_000,
+            },
+            max_held: 1_000_000,
+            max_loading_held: 200_000,
+        },
+        flush_every: Duration::from_millis(args.flush_ms),
+        gap_scan_every: Duration::from_millis((args.gap_replay_ms / 2).clamp(5, 100)),
+        max_unrouted: 200_000,
+        max_drain: 64,
+    };
+    let worker = Worker::new(
+        worker_cfg,
+        cluster.clone(),
+        store,
+        metrics.clone(),
+        WorkerOutputs {
+            forward: forward_tx,
+            replays: replay_tx,
+            hot: hot_tx,
+        },
+    );
+    let worker_stop = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run(
+        WorkerChannels {
+            input: input_rx,
+            inbox: channels.inbox,
+            ownership: channels.ownership,
+            requests: channels.requests,
+            queries: query_rx,
+        },
+        worker_stop.clone(),
+    ));
+
+    let result = runtime.run(shutdown.clone()).await;
+    worker_stop.cancel();
+    let _ = worker_task.await;
+    http_stop.cancel();
+    match http_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "http server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "http server task failed"),
+        Ok(Ok(())) => {}
+    }
+    shutdown.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tracing::warn!("some tasks did not stop within 5 s");
+    }
+    let m = cluster.metrics();
+    tracing::info!(
+        instance = %instance,
+        leases_acquired = m.leases_acquired,
+        leases_released = m.leases_released,
+        leases_lost = m.leases_lost,
+        ticks_in = metrics.counters.ticks_in.get(),
+        applied = metrics.counters.applied.get(),
+        forwarded_out = metrics.counters.forwarded_out.get(),
+        "processor stopped"
+    );
+    Ok(result?)
+}

@@ -1,0 +1,155 @@
+//! `tickshard processor` at the command line: `--help` documents every
+//! option, and start-up failures exit non-zero with one clear line.
+// Helpers outside #[test] fns panic on failure too: this is test code.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::procs::Proc;
+use support::{connect, redis, wait_until};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tickshard")
+}
+
+/// Runs the processor to completion; returns (exit code, stderr).
+fn run_processor(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .arg("processor")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run tickshard");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exactly one line names the failure, and nothing looks like a dump.
+fn assert_one_clear_line(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tickshard processor:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one error line, got:\n{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
+    assert!(
+        !stderr.contains("panicked")
+            && !stderr.contains("Caused by")
+            && !stderr.contains("Backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_documents_every_option_and_its_environment_variable() {
+    let out = Command::new(bin())
+        .args(["processor", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--redis", "TICKSHARD_REDIS"),
+        ("--cluster", "TICKSHARD_CLUSTER"),
+        ("--feed", "TICKSHARD_FEED"),
+        ("--id", "TICKSHARD_ID"),
+        ("--http", "TICKSHARD_HTTP"),
+        ("--partitions", "TICKSHARD_PARTITIONS"),
+        ("--lease-ms", "TICKSHARD_LEASE_MS"),
+        ("--flush-ms", "TICKSHARD_FLUSH_MS"),
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+        assert!(help.contains(env), "--help lacks {env}:\n{help}");
+    }
+    // Every documented flag has a description line next to it.
+    for line in help.lines().filter(|l| l.trim_start().starts_with("--")) {
+        assert!(line.trim().len() > 2, "{line}");
+    }
+}
+
+#[test]
+fn a_bad_redis_url_is_one_clear_line() {
+    let (code, err) = run_processor(&["--redis", "definitely not a url"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "invalid Redis URL");
+}
+
+#[test]
+fn unreachable_redis_is_one_clear_line() {
+    let port = tickshard::redis_server::free_port().unwrap();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let started = std::time::Instant::now();
+    let (code, err) = run_processor(&["--redis", &url]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "cannot reach Redis");
+    assert!(started.elapsed() < Duration::from_secs(10), "fail fast");
+}
+
+#[test]
+fn credentials_are_not_printed() {
+    let port = tickshard::redis_server::free_port().unwrap();
+    let url = format!("redis://user:s3cret@127.0.0.1:{port}/");
+    let (code, err) = run_processor(&["--redis", &url]);
+    assert_eq!(code, Some(1));
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[tokio::test]
+async fn mismatched_partitions_name_both_values() {
+    let server = redis();
+    let mut con = connect(&server).await;
+    let _: () = redis::cmd("HSET")
+        .arg("tickshard:config")
+        .arg(&["partitions", "64", "lease_ms", "2000", "schema", "1"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let (code, err) = run_processor(&["--redis", &server.url(), "--partitions", "32"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "configured with 64 partitions");
+    assert!(err.contains("started with 32"), "{err}");
+}
+
+#[tokio::test]
+async fn a_live_duplicate_id_refuses_to_start() {
+    let server = redis();
+    let args: Vec<String> = [
+        "processor",
+        "--redis",
+        &server.url(),
+        "--id",
+        "twin",
+        "--lease-ms",
+        "600",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let first = Proc::spawn("twin", bin(), &args, &[("RUST_LOG", "info")]);
+    wait_until(Duration::from_secs(5), "the first twin joins", || async {
+        first.log().contains("joined the cluster")
+    })
+    .await;
+    let (code, err) = run_processor(&[
+        "--redis",
+        &server.url(),
+        "--id",
+        "twin",
+        "--lease-ms",
+        "600",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "already in use");
+    // The first one is unaffected.
+    assert!(!first.log().contains("lease lost"), "{}", first.log());
+}

@@ -1,0 +1,433 @@
+//! The cluster layer as a library, in-process against a real Redis:
+//! messaging, request/reply, garbage handling, Redis loss and restart,
+//! clean leave, and ids left behind by a dead incarnation.
+// Helpers outside #[test] fns panic on failure too: this is test code.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::{connect, redis, wait_until, RedisServer};
+use tickshard::cluster::{
+    Cluster, ClusterChannels, ClusterError, ClusterEvent, ClusterHandle, ClusterOptions,
+    InboxMessage, OwnershipChange, RequestError,
+};
+use tickshard::keys::Keys;
+use tickshard::tick::{Epoch, InstanceId, PartitionId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const P: u32 = 8;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Acquired(u32, u64),
+    Lost(u32, u64),
+    Released(u32, u64),
+}
+
+struct Node {
+    handle: ClusterHandle,
+    shutdown: CancellationToken,
+    run: tokio::task::JoinHandle<Result<(), ClusterError>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    inbox: mpsc::Receiver<InboxMessage>,
+}
+
+fn options(server: &RedisServer, id: &str, lease_ms: u64) -> ClusterOptions {
+    ClusterOptions {
+        redis_url: server.url(),
+        keys: Keys::new("lib"),
+        instance: id.parse().unwrap(),
+        partitions: NonZeroU32::new(P).unwrap(),
+        lease: Duration::from_millis(lease_ms),
+        http_addr: Some(format!("127.0.0.1:{}", 1000 + id.len())),
+    }
+}
+
+async fn start(server: &RedisServer, id: &str, lease_ms: u64) -> Node {
+    let (handle, runtime, channels) = Cluster::join(options(server, id, lease_ms)).await.unwrap();
+    let ClusterChannels {
+        mut ownership,
+        inbox,
+        mut requests,
+    } = channels;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let view = handle.clone();
+    tokio::spawn(async move {
+        while let Some(c) = ownership.recv().await {
+            let s = match c {
+                OwnershipChange::Acquired { partition, epoch } => {
+                    Seen::Acquired(partition.0, epoch.0)
+                }
+                OwnershipChange::Lost { partition, epoch } => {
+                    // The view stopped showing it as ours before this was sent.
+                    assert_eq!(view.view().owned_epoch(partition, Instant::now()), None);
+                    Seen::Lost(partition.0, epoch.0)
+                }
+                OwnershipChange::Release {
+                    partition,
+                    epoch,
+                    done,
+                } => {
+                    assert_eq!(view.view().owned_epoch(partition, Instant::now()), None);
+                    let _ = done.send(());
+                    Seen::Released(partition.0, epoch.0)
+                }
+            };
+            log.lock().unwrap().push(s);
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(r) = requests.recv().await {
+            let mut answer = b"echo:".to_vec();
+            answer.extend_from_slice(&r.payload);
+            r.reply(Bytes::from(answer)).await.unwrap();
+        }
+    });
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(runtime.run(shutdown.clone()));
+    Node {
+        handle,
+        shutdown,
+        run,
+        seen,
+        inbox,
+    }
+}
+
+fn owned(n: &Node) -> usize {
+    n.handle.view().owned_count(Instant::now())
+}
+
+async fn all_owned_by(nodes: &[&Node]) -> bool {
+    let total: usize = nodes.iter().map(|n| owned(n)).sum();
+    total == P as usize
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_partitions_and_talk() {
+    let server = redis();
+    let mut events_seen;
+    let a = start(&server, "a", 600).await;
+    events_seen = a.handle.events();
+    let mut b = start(&server, "b", 600).await;
+    wait_until(
+        Duration::from_secs(3),
+        "a and b split the partitions",
+        || async { all_owned_by(&[&a, &b]).await && owned(&a) == 4 && owned(&b) == 4 },
+    )
+    .await;
+    // Views agree: what a thinks b owns, b owns.
+    wait_until(Duration::from_secs(2), "a's view of b matches b", || async {
+        let va = a.handle.view();
+        let vb = b.handle.view();
+        (0..P).all(|p| {
+            let p = PartitionId(p);
+            match vb.owned_epoch(p, Instant::now()) {
+                Some(e) => matches!(va.owner(p), tickshard::cluster::PartitionOwner::Other { instance, epoch } if instance.as_str() == "b" && *epoch == e),
+                None => true,
+            }
+        })
+    })
+    .await;
+    let members = a.handle.members();
+    assert_eq!(
+        members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert!(members.iter().all(|m| m.http.is_some()));
+
+    // Data messages.
+    let to_b: InstanceId = "b".parse().unwrap();
+    assert_eq!(
+        a.handle
+            .send(&to_b, 2, Bytes::from_static(b"ticks"))
+            .await
+            .unwrap(),
+        1
+    );
+    let m = tokio::time::timeout(Duration::from_secs(2), b.inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.from.as_str(), m.hops, &m.payload[..]),
+        ("a", 2, &b"ticks"[..])
+    );
+    assert!(m.sent_ns > 0);
+
+    // Request/reply, unreachable and timeout.
+    let r = a
+        .handle
+        .request(&to_b, Bytes::from_static(b"hi"), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(&r[..], b"echo:hi");
+    let ghost: InstanceId = "ghost".parse().unwrap();
+    let e = a
+        .handle
+        .request(&ghost, Bytes::new(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Unreachable { .. }), "{e}");
+    // A listener that never answers: a raw subscriber on ghost's inbox.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut silent = client.get_async_pubsub().await.unwrap();
+    silent.subscribe("lib:inbox:ghost").await.unwrap();
+    let e = a
+        .handle
+        .request(&ghost, Bytes::new(), Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RequestError::Timeout { .. }), "{e}");
+
+    // Events arrive as typed values.
+    let ev = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(ClusterEvent::LeaseAcquired { instance, .. }) = events_seen.recv().await {
+                if instance.as_str() == "b" {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(ev.is_ok(), "a saw b's lease_acquired events");
+
+    // Clean leave: b's partitions go to a at once, and b says so.
+    b.shutdown.cancel();
+    b.run.await.unwrap().unwrap();
+    let released = b
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| matches!(s, Seen::Released(..)))
+        .count();
+    assert_eq!(released, 4);
+    wait_until(
+        Duration::from_millis(500),
+        "a owns everything after b left",
+        || async { owned(&a) == P as usize },
+    )
+    .await;
+    assert_eq!(b.handle.metrics().leases_released, 4);
+    a.shutdown.cancel();
+    a.run.await.unwrap().unwrap();
+    let mut con = connect(&server).await;
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("lib:members")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(members.is_empty(), "both left: {members:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_inbox_and_events_is_counted_and_ignored() {
+    let server = redis();
+    let mut a = start(&server, "a", 600).await;
+    wait_until(Duration::from_secs(3), "a owns everything", || async {
+        owned(&a) == P as usize
+    })
+    .await;
+    let mut con = connect(&server).await;
+    for junk in [
+        &b""[..],
+        b"hello",
+        b"TS\x09\x01",
+        b"{\"kind\":\"lease_acquired\"}",
+        &[0xff; 40],
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("lib:inbox:a")
+            .arg(junk)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("lib:events")
+            .arg(junk)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("lib:events")
+        .arg(r#"{"kind":"party","ts_ms":1}"#)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(2), "garbage counted", || async {
+        let m = a.handle.metrics();
+        m.bad_inbox_messages == 5 && m.bad_events == 6
+    })
+    .await;
+    // Still working: a real message gets through, and nothing was lost.
+    let me: InstanceId = "a".parse().unwrap();
+    a.handle
+        .send(&me, 0, Bytes::from_static(b"ok"))
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(2), a.inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&m.payload[..], b"ok");
+    assert_eq!(owned(&a), P as usize);
+    assert_eq!(a.handle.metrics().leases_lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_drops_leases_locally_and_rejoins_after_a_restart() {
+    let mut server = redis();
+    let a = start(&server, "a", 600).await;
+    wait_until(Duration::from_secs(3), "a owns everything", || async {
+        owned(&a) == P as usize
+    })
+    .await;
+    let first_epochs: Vec<Epoch> = (0..P)
+        .map(|p| {
+            a.handle
+                .view()
+                .owned_epoch(PartitionId(p), Instant::now())
+                .unwrap()
+        })
+        .collect();
+
+    // Frozen Redis: leases lapse on the local clock, before Redis expires them.
+    server.pause().unwrap();
+    let t0 = Instant::now();
+    wait_until(Duration::from_secs(3), "leases dropped locally", || async {
+        owned(&a) == 0
+    })
+    .await;
+    let took = t0.elapsed();
+    eprintln!("Redis paused: all leases dropped after {took:?} (TTL 600 ms)");
+    assert!(
+        took < Duration::from_millis(600),
+        "dropped before the TTL could end in Redis: {took:?}"
+    );
+    wait_until(
+        Duration::from_secs(2),
+        "Lost delivered for every partition",
+        || async {
+            a.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| matches!(s, Seen::Lost(..)))
+                .count()
+                == P as usize
+        },
+    )
+    .await;
+    server.resume().unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "a owns everything again",
+        || async { owned(&a) == P as usize },
+    )
+    .await;
+    for p in 0..P {
+        let e = a
+            .handle
+            .view()
+            .owned_epoch(PartitionId(p), Instant::now())
+            .unwrap();
+        assert!(
+            e > first_epochs[p as usize],
+            "epoch went from {} to {e}",
+            first_epochs[p as usize]
+        );
+    }
+
+    // A restart without persistence loses every key: a re-registers and
+    // acquires afresh (epochs restart; the data they fenced is gone too).
+    server.kill();
+    server.restart().unwrap();
+    wait_until(
+        Duration::from_secs(8),
+        "a re-registered and owns everything",
+        || async {
+            let Ok(client) = redis::Client::open(server.url()) else {
+                return false;
+            };
+            let Ok(mut con) = client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg("lib:members")
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut con)
+                .await
+                .unwrap_or_default();
+            let config: Option<String> = redis::cmd("HGET")
+                .arg("lib:config")
+                .arg("partitions")
+                .query_async(&mut con)
+                .await
+                .unwrap_or(None);
+            members == ["a"] && config.as_deref() == Some("8") && owned(&a) == P as usize
+        },
+    )
+    .await;
+    let m = a.handle.metrics();
+    assert!(
+        m.leases_lost >= 2 * P as u64 && m.renew_failures > 0,
+        "{m:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_left_by_a_dead_incarnation_is_waited_out() {
+    let server = redis();
+    let a = start(&server, "a", 600).await;
+    wait_until(Duration::from_secs(3), "a owns everything", || async {
+        owned(&a) == P as usize
+    })
+    .await;
+    // Crash: the runtime stops without leaving or releasing.
+    a.run.abort();
+    let _ = a.run.await;
+    let t0 = Instant::now();
+    let again = start(&server, "a", 600).await;
+    eprintln!(
+        "the dead incarnation's id was reusable after {:?}",
+        t0.elapsed()
+    );
+    wait_until(
+        Duration::from_secs(3),
+        "the new incarnation owns everything",
+        || async { owned(&again) == P as usize },
+    )
+    .await;
+
+    // Mismatched partition counts are refused, naming both.
+    let mut bad = options(&server, "b", 600);
+    bad.partitions = NonZeroU32::new(P + 1).unwrap();
+    let e = Cluster::join(bad).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClusterError::PartitionMismatch {
+                configured: 8,
+                requested: 9,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // A live duplicate is refused.
+    let e = Cluster::join(options(&server, "a", 600)).await.unwrap_err();
+    assert!(matches!(e, ClusterError::DuplicateInstance { .. }), "{e}");
+}
