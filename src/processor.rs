@@ -195,7 +195,10 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     }
     shutdown.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("some tasks did not stop within 5 s");
     }
     let m = cluster.metrics();

@@ -56,7 +56,10 @@ mod tests {
         use PartitionStatus::*;
         assert_eq!(route(Active(e), OwnerHint::Me(e)), Route::Local);
         assert_eq!(route(Loading(e), OwnerHint::Me(e)), Route::Local);
-        assert_eq!(route(NotOwned, OwnerHint::Other(&other)), Route::Forward(&other));
+        assert_eq!(
+            route(NotOwned, OwnerHint::Other(&other)),
+            Route::Forward(&other)
+        );
         // Lapsed locally: the view says unknown while the engine still has it.
         assert_eq!(route(Active(e), OwnerHint::Unknown), Route::Hold);
         // Epoch mismatch: re-acquired, engine not yet told.

@@ -282,10 +282,24 @@ mod tests {
         s.offer(t(5), W, true, start);
         assert_eq!(s.gap_action(start, &p), GapAction::Wait);
         let at = start + Duration::from_millis(60);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4, first: true });
+        assert_eq!(
+            s.gap_action(at, &p),
+            GapAction::Replay {
+                from: 2,
+                to: 4,
+                first: true
+            }
+        );
         assert_eq!(s.gap_action(at, &p), GapAction::Wait);
         let at = start + Duration::from_millis(300);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 2, to: 4, first: false });
+        assert_eq!(
+            s.gap_action(at, &p),
+            GapAction::Replay {
+                from: 2,
+                to: 4,
+                first: false
+            }
+        );
         let at = start + Duration::from_secs(11);
         assert_eq!(
             s.gap_action(at, &p),
@@ -309,7 +323,14 @@ mod tests {
         let mut s = SymbolState::new();
         assert!(s.announce(25, start));
         let at = start + Duration::from_millis(60);
-        assert_eq!(s.gap_action(at, &p), GapAction::Replay { from: 1, to: 10, first: true });
+        assert_eq!(
+            s.gap_action(at, &p),
+            GapAction::Replay {
+                from: 1,
+                to: 10,
+                first: true
+            }
+        );
         for seq in 1..=25 {
             s.offer(t(seq), W, true, at);
         }

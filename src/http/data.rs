@@ -120,7 +120,10 @@ async fn symbol(State(s): State<DataState>, Path(raw): Path<String>) -> Response
     };
     match reply {
         Ok(QueryReply::Found { state }) => Json(state).into_response(),
-        Ok(QueryReply::NotFound) => error(StatusCode::NOT_FOUND, format!("symbol {symbol} has not been seen")),
+        Ok(QueryReply::NotFound) => error(
+            StatusCode::NOT_FOUND,
+            format!("symbol {symbol} has not been seen"),
+        ),
         Ok(QueryReply::NotOwner) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("partition {p} is moving between owners; retry shortly"),
@@ -131,14 +134,22 @@ async fn symbol(State(s): State<DataState>, Path(raw): Path<String>) -> Response
 
 async fn ask_local(s: &DataState, symbol: Symbol) -> Result<QueryReply, Response> {
     let (tx, rx) = oneshot::channel();
-    let busy = || error(StatusCode::SERVICE_UNAVAILABLE, "processor is shutting down or overloaded");
+    let busy = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "processor is shutting down or overloaded",
+        )
+    };
     s.queries
         .try_send(LocalQuery { symbol, reply: tx })
         .map_err(|_| busy())?;
     match tokio::time::timeout(QUERY_TIMEOUT, rx).await {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(_)) => Err(busy()),
-        Err(_) => Err(error(StatusCode::GATEWAY_TIMEOUT, "the local engine did not answer in time")),
+        Err(_) => Err(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the local engine did not answer in time",
+        )),
     }
 }
 
@@ -146,7 +157,10 @@ async fn metrics(State(s): State<DataState>) -> Response {
     let owned = s.cluster.view().owned_count(Instant::now());
     let body = render_prometheus(&s.metrics, owned as u32);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -85,7 +85,8 @@ impl FeedClient {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let connect = tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true);
+        let connect =
+            tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true);
         let ws = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return SessionEnd::Shutdown,

@@ -63,9 +63,12 @@ pub async fn serve(
                     tracing::debug!(%message, "/ingest client reported an error");
                     continue;
                 }
-                Ok(TextFrame::Unexpected(kind)) => Err(("invalid_message", format!(
-                    "a {kind} message cannot be sent to /ingest; send tick or batch messages"
-                ))),
+                Ok(TextFrame::Unexpected(kind)) => Err((
+                    "invalid_message",
+                    format!(
+                        "a {kind} message cannot be sent to /ingest; send tick or batch messages"
+                    ),
+                )),
                 Err(e) => Err((e.kind(), e.to_string())),
             },
             Some(Ok(Message::Binary(bytes))) => {
@@ -76,7 +79,13 @@ pub async fn serve(
         };
         match decoded {
             Ok(IngestInput::Seqs(_)) => {
-                let _ = reject(&mut socket, &metrics, "invalid_message", "seqs are sent by the feed, not to /ingest".into()).await;
+                let _ = reject(
+                    &mut socket,
+                    &metrics,
+                    "invalid_message",
+                    "seqs are sent by the feed, not to /ingest".into(),
+                )
+                .await;
             }
             Ok(input) => {
                 // Awaiting the bounded queue stops reading this client when
@@ -111,8 +120,5 @@ async fn reject(
 fn is_oversized(e: axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<Error>(),
-        Some(Error::Capacity(_))
-    )
+    matches!(inner.downcast_ref::<Error>(), Some(Error::Capacity(_)))
 }

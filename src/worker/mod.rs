@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{ClusterHandle, InboxMessage, IncomingRequest, OwnershipChange, OwnershipView};
+use crate::cluster::{
+    ClusterHandle, InboxMessage, IncomingRequest, OwnershipChange, OwnershipView,
+};
 use crate::codec::decode_batch;
 use crate::engine::{Engine, EngineConfig, GapEvent, PartitionStatus, TickOutcome};
 use crate::forward::{Forwarder, OutgoingBatch};
@@ -260,7 +262,9 @@ impl Worker {
         }
         let now_wall = now_ns();
         if msg.sent_ns > 0 && now_wall >= msg.sent_ns {
-            self.metrics.forward_us.record_us((now_wall - msg.sent_ns) / 1000);
+            self.metrics
+                .forward_us
+                .record_us((now_wall - msg.sent_ns) / 1000);
         }
         self.metrics.counters.forwarded_in.add(ticks.len() as u64);
         let view = self.cluster.view();
@@ -398,12 +402,19 @@ impl Worker {
             loop {
                 match store.load(partition).await {
                     Ok(loaded) => {
-                        let _ = tx.send(Internal::Loaded { partition, epoch, loaded }).await;
+                        let _ = tx
+                            .send(Internal::Loaded {
+                                partition,
+                                epoch,
+                                loaded,
+                            })
+                            .await;
                         return;
                     }
                     Err(e) => {
                         tracing::warn!(%partition, error = %e, "loading partition state failed; retrying");
-                        if view_source.view().owned_epoch(partition, Instant::now()) != Some(epoch) {
+                        if view_source.view().owned_epoch(partition, Instant::now()) != Some(epoch)
+                        {
                             return;
                         }
                         tokio::time::sleep(backoff).await;

@@ -4,93 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::procs::Proc;
 use super::wait_for;
-
-/// A child process whose output goes to a log file; killed on drop.
-pub struct Proc {
-    pub name: String,
-    pub log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new(program)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
-        Self {
-            name: name.to_owned(),
-            log,
-            child: Some(child),
-        }
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).expect("running")
-    }
-
-    pub fn signal(&self, signal: Signal) {
-        if let Some(c) = &self.child {
-            let _ = kill(Pid::from_raw(c.id() as i32), signal);
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit by itself; returns its exit code.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let name = self.name.clone();
-        let child = self.child.as_mut().expect("running");
-        let status = wait_for(timeout, &format!("{name} to exit"), || {
-            let s = child.try_wait().ok().flatten();
-            async move { s }
-        })
-        .await;
-        self.child = None;
-        status.code()
-    }
-
-    /// SIGTERM and wait for a clean exit.
-    pub async fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        self.signal(Signal::SIGTERM);
-        self.wait_exit(timeout).await
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The `feed-sim` binary built beside the test's `tickshard`.
 pub fn feed_sim_bin() -> PathBuf {
@@ -109,9 +29,22 @@ pub fn tickshard_bin() -> PathBuf {
 }
 
 /// Arguments of one processor.
-pub fn processor_args(redis: &str, feed: Option<&str>, id: &str, ns: &str, lease_ms: u64) -> Vec<String> {
+pub fn processor_args(
+    redis: &str,
+    feed: Option<&str>,
+    id: &str,
+    ns: &str,
+    lease_ms: u64,
+) -> Vec<String> {
     let mut args: Vec<String> = [
-        "processor", "--redis", redis, "--id", id, "--cluster", ns, "--lease-ms",
+        "processor",
+        "--redis",
+        redis,
+        "--id",
+        id,
+        "--cluster",
+        ns,
+        "--lease-ms",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -182,7 +115,10 @@ pub async fn stored(
 }
 
 /// The symbols whose stored state differs from the truth (at most 5 shown).
-pub fn mismatches(truth: &GroundTruth, stored: &BTreeMap<String, Option<TruthSymbol>>) -> Vec<String> {
+pub fn mismatches(
+    truth: &GroundTruth,
+    stored: &BTreeMap<String, Option<TruthSymbol>>,
+) -> Vec<String> {
     truth
         .symbols
         .iter()
@@ -208,7 +144,7 @@ pub async fn assert_exact(
         }
         if std::time::Instant::now() >= deadline {
             for p in procs {
-                let log = p.log_text();
+                let log = p.log();
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!("---- {} (last lines) ----", p.name);
                 for l in tail.into_iter().rev() {
@@ -224,4 +160,73 @@ pub async fn assert_exact(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Spawns `feed-sim` with `args` (plus `--listen 127.0.0.1:{port}`); returns
+/// the process and its `ws://` URL.
+pub fn spawn_feed(args: &[&str]) -> (Proc, String) {
+    let port = tickshard::redis_server::free_port().expect("free port");
+    let mut all: Vec<String> = vec!["--listen".into(), format!("127.0.0.1:{port}")];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let bin = feed_sim_bin();
+    let proc = Proc::spawn(
+        "feed-sim",
+        bin.to_str().expect("utf-8 path"),
+        &all,
+        &[("RUST_LOG", "info")],
+    );
+    (proc, format!("ws://127.0.0.1:{port}"))
+}
+
+/// Spawns one processor.
+pub fn spawn_processor(redis: &str, feed: Option<&str>, id: &str, ns: &str, lease_ms: u64) -> Proc {
+    let bin = tickshard_bin();
+    Proc::spawn(
+        id,
+        bin.to_str().expect("utf-8 path"),
+        &processor_args(redis, feed, id, ns, lease_ms),
+        &[("RUST_LOG", "info")],
+    )
+}
+
+/// Waits until every one of `partitions` lease keys is held.
+pub async fn wait_all_owned(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &str,
+    partitions: u32,
+    timeout: Duration,
+) {
+    let keys: Vec<String> = (0..partitions).map(|p| format!("{ns}:lease:{p}")).collect();
+    super::wait_until(timeout, "every partition owned", || {
+        let mut c = conn.clone();
+        let keys = keys.clone();
+        async move {
+            let owners: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            owners.len() == keys.len() && owners.iter().all(Option::is_some)
+        }
+    })
+    .await;
+}
+
+/// A plain HTTP GET: status code and body.
+pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8(buf).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_owned()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .ok()
+        .flatten()
 }
