@@ -278,6 +278,17 @@ impl FeedProcess {
         }
     }
 
+    /// Waits for the process to exit by itself; its JSON summary line.
+    pub fn wait_exit(mut self, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(Instant::now() < deadline, "feed-sim did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = self.child.wait_with_output_ref();
+        serde_json::from_str(out.trim()).expect("summary is JSON")
+    }
+
     /// SIGTERM, then the JSON summary line from stdout.
     pub fn stop(mut self) -> serde_json::Value {
         let status = Command::new("kill")
