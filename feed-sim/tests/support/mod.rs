@@ -230,8 +230,14 @@ impl FeedProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn feed-sim");
-        let stderr = child.stderr.take().expect("stderr");
+        let stderr = child.stderr.take();
         let (tx, rx) = std::sync::mpsc::channel();
+        let mut process = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr_lines: rx,
+        };
+        let stderr = stderr.expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -242,22 +248,19 @@ impl FeedProcess {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx
+            let line = process
+                .stderr_lines
                 .recv_timeout(left)
                 .expect("feed-sim logs `listening addr=` in time");
             let plain = strip_ansi(&line);
             if let Some(rest) = plain.split("listening addr=").nth(1) {
-                let addr = rest
+                process.addr = rest
                     .split_whitespace()
                     .next()
                     .unwrap_or("")
                     .parse()
                     .expect("addr");
-                return Self {
-                    child,
-                    addr,
-                    stderr_lines: rx,
-                };
+                return process;
             }
         }
     }
