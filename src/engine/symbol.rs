@@ -87,7 +87,11 @@ impl SymbolState {
         }
         self.apply(&tick, bar_width_ns);
         let released = self.drain_pending(bar_width_ns);
-        if !self.is_missing() {
+        if self.is_missing() {
+            // Progress: the gap's clock restarts, so only a gap that stops
+            // moving is ever skipped.
+            self.gap_since = Some(now);
+        } else {
             self.gap_since = None;
             self.last_replay = None;
         }
@@ -131,14 +135,22 @@ impl SymbolState {
         !self.pending.is_empty() || self.announced > self.totals.last_seq
     }
 
-    /// The missing range `from..=to`, if any.
+    /// Everything not yet applied that is known to exist, `from..=to`:
+    /// from the next seq to the highest seq announced or held. Holes after
+    /// the first one are included, so one replay fills them all (ticks
+    /// already held come back as duplicates, which cost nothing).
     pub fn missing_range(&self) -> Option<(u64, u64)> {
         let from = self.totals.last_seq + 1;
-        let to = match self.pending.keys().next() {
-            Some(first) => first - 1,
-            None => self.announced,
-        };
-        (to >= from).then_some((from, to))
+        let held_max = self.pending.keys().next_back().copied().unwrap_or(0);
+        let to = self.announced.max(held_max);
+        (to >= from && self.is_missing()).then_some((from, to))
+    }
+
+    /// The hole in front of the first held tick, `from..=to`, if any.
+    fn first_hole(&self) -> Option<(u64, u64)> {
+        let from = self.totals.last_seq + 1;
+        let first = *self.pending.keys().next()?;
+        (first > from).then_some((from, first - 1))
     }
 
     /// What to do about the open gap at `now`.
@@ -157,7 +169,7 @@ impl SymbolState {
             return GapAction::Closed;
         };
         let age = now.saturating_duration_since(since);
-        if age >= policy.skip_after && !self.pending.is_empty() {
+        if let (true, Some((from, to))) = (age >= policy.skip_after, self.first_hole()) {
             let skipped = to - from + 1;
             self.totals.last_seq = to;
             let released = self.drain_pending(policy.bar_width_ns);
@@ -265,7 +277,7 @@ mod tests {
         assert_eq!(s.offer(t(3), W, true, now), Offer::Held);
         assert_eq!(s.offer(t(3), W, true, now), Offer::Duplicate);
         assert_eq!(s.offer(t(4), W, false, now), Offer::Overflow);
-        assert_eq!(s.missing_range(), Some((2, 2)));
+        assert_eq!(s.missing_range(), Some((2, 4)));
         assert_eq!(s.offer(t(2), W, true, now), Offer::Applied(1));
         assert_eq!(s.totals.last_seq, 3);
         assert_eq!(s.totals.count, 3);
@@ -286,7 +298,7 @@ mod tests {
             s.gap_action(at, &p),
             GapAction::Replay {
                 from: 2,
-                to: 4,
+                to: 5,
                 first: true
             }
         );
@@ -296,7 +308,7 @@ mod tests {
             s.gap_action(at, &p),
             GapAction::Replay {
                 from: 2,
-                to: 4,
+                to: 5,
                 first: false
             }
         );
@@ -313,6 +325,43 @@ mod tests {
         assert_eq!(s.totals.last_seq, 5);
         assert_eq!(s.totals.count, 2);
         assert_eq!(s.gap_action(at, &p), GapAction::Closed);
+    }
+
+    #[test]
+    fn one_replay_covers_every_hole_and_progress_restarts_the_clock() {
+        let start = Instant::now();
+        let p = policy();
+        let mut s = SymbolState::new();
+        for seq in [1, 3, 5, 7] {
+            s.offer(t(seq), W, true, start);
+        }
+        let at = start + Duration::from_millis(60);
+        assert_eq!(
+            s.gap_action(at, &p),
+            GapAction::Replay {
+                from: 2,
+                to: 7,
+                first: true
+            }
+        );
+        // Progress 9 s later restarts the skip clock.
+        let later = start + Duration::from_secs(9);
+        assert_eq!(s.offer(t(2), W, true, later), Offer::Applied(1));
+        let skip_time = start + Duration::from_secs(11);
+        assert!(matches!(
+            s.gap_action(skip_time, &p),
+            GapAction::Replay { from: 4, to: 7, .. }
+        ));
+        let skip_time = start + Duration::from_secs(20);
+        assert_eq!(
+            s.gap_action(skip_time, &p),
+            GapAction::Skipped {
+                from: 4,
+                to: 4,
+                skipped: 1,
+                released: 1
+            }
+        );
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn gaps_replay_and_announcements_open_tails() {
             GapEvent::Replay {
                 symbol: "A".parse().unwrap(),
                 from: 2,
-                to: 3,
+                to: 4,
                 first: true
             },
             GapEvent::Replay {

@@ -320,7 +320,11 @@ impl Worker {
     fn apply(&mut self, p: PartitionId, tick: Tick, now: Instant) {
         let sent_ns = tick.sent_ns;
         let replay = tick.replay;
+        let (symbol, seq) = (tick.symbol, tick.seq);
         let outcome = self.engine.offer(p, tick, now);
+        if replay {
+            tracing::trace!(%symbol, seq, ?outcome, "replayed tick");
+        }
         self.count_outcome(outcome, replay);
         if let (TickOutcome::Applied { .. }, Some(sent), false) = (outcome, sent_ns, replay) {
             let now_wall = now_ns();
@@ -498,6 +502,7 @@ impl Worker {
                         self.metrics.counters.gaps.inc();
                     }
                     self.metrics.counters.replays_requested.inc();
+                    tracing::debug!(%symbol, from, to, first, "replay requested");
                     if self
                         .out
                         .replays

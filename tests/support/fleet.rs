@@ -145,6 +145,10 @@ pub async fn assert_exact(
         if std::time::Instant::now() >= deadline {
             for p in procs {
                 let log = p.log();
+                let keep =
+                    std::env::temp_dir().join(format!("tickshard-failed-{ns}-{}.log", p.name));
+                let _ = std::fs::write(&keep, &log);
+                eprintln!("full log of {} kept at {}", p.name, keep.display());
                 let tail: Vec<&str> = log.lines().rev().take(40).collect();
                 eprintln!("---- {} (last lines) ----", p.name);
                 for l in tail.into_iter().rev() {

@@ -1,0 +1,255 @@
+//! Exactness end to end: real redis-server, real `feed-sim`, real
+//! processor processes. After the feed stops and the cluster settles, every
+//! `{ns}:sym:*` hash equals the feed's `--record` ground truth, whatever the
+//! distribution mode and whatever happens to the processors mid-stream.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::fleet::{assert_exact, read_truth, spawn_processor, wait_all_owned};
+use support::procs::Proc;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+struct Run {
+    redis: support::RedisServer,
+    conn: redis::aio::MultiplexedConnection,
+    feed: Proc,
+    feed_url: String,
+    procs: Vec<Proc>,
+    truth_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    ns: String,
+}
+
+impl Run {
+    /// Redis, `n` processors settled, then the feed with `feed_args`.
+    async fn start(ns: &str, n: usize, feed_args: &[&str]) -> Run {
+        let redis = support::redis();
+        let mut conn = support::connect(&redis).await;
+        let dir = tempfile::tempdir().unwrap();
+        let truth_path = dir.path().join("truth.json");
+        let mut args: Vec<&str> = feed_args.to_vec();
+        let record = truth_path.to_str().unwrap().to_owned();
+        let url = redis.url();
+        args.extend(["--record", &record, "--redis", &url, "--cluster", ns]);
+        // Processors first, so the feed's first batches find a settled cluster.
+        let port = tickshard::redis_server::free_port().unwrap();
+        let feed_url = format!("ws://127.0.0.1:{port}");
+        let procs: Vec<Proc> = (1..=n)
+            .map(|i| spawn_processor(&url, Some(&feed_url), &format!("p{i}"), ns, 2000))
+            .collect();
+        wait_all_owned(&mut conn, ns, 64, Duration::from_secs(10)).await;
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec!["--listen", &listen];
+        all.extend(args);
+        let (feed, _) = spawn_feed_at(&all);
+        Run {
+            redis,
+            conn,
+            feed,
+            feed_url,
+            procs,
+            truth_path,
+            _dir: dir,
+            ns: ns.to_owned(),
+        }
+    }
+
+    async fn assert_exact(&mut self) -> u64 {
+        let truth = read_truth(&self.truth_path, Duration::from_secs(120)).await;
+        let mut all: Vec<&Proc> = self.procs.iter().collect();
+        all.push(&self.feed);
+        assert_exact(&mut self.conn, &self.ns, &truth, SETTLE, &all).await;
+        truth.ticks
+    }
+}
+
+fn spawn_feed_at(args: &[&str]) -> (Proc, ()) {
+    let bin = support::fleet::feed_sim_bin();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    (
+        Proc::spawn(
+            "feed-sim",
+            bin.to_str().unwrap(),
+            &args,
+            &[("RUST_LOG", "info")],
+        ),
+        (),
+    )
+}
+
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn total_counter(procs: &[Proc], name: &str) -> u64 {
+    let mut sum = 0;
+    for p in procs {
+        let addr = p.http_addr(Duration::from_secs(5)).await;
+        if let Some((_, body)) = support::fleet::http_get(&addr, "/metrics").await {
+            sum += counter(&body, name);
+        }
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_million_ticks_are_exact_and_mostly_forwarded() {
+    let started = Instant::now();
+    let mut run = Run::start(
+        "rr",
+        3,
+        &[
+            "--mode",
+            "round-robin",
+            "--symbols",
+            "500",
+            "--ticks",
+            "1000000",
+            "--seed",
+            "7",
+        ],
+    )
+    .await;
+    let ticks = run.assert_exact().await;
+    assert_eq!(ticks, 1_000_000);
+    eprintln!("round-robin: 1M ticks exact after {:?}", started.elapsed());
+    // About (N-1)/N of the ticks reach a non-owner and are forwarded.
+    let forwarded = total_counter(&run.procs, "tickshard_forwarded_out_total").await;
+    let ratio = forwarded as f64 / ticks as f64;
+    assert!((0.5..0.8).contains(&ratio), "forwarded ratio {ratio}");
+    let _ = &run.redis;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_mode_is_exact() {
+    let mut run = Run::start(
+        "rnd",
+        3,
+        &[
+            "--mode",
+            "random",
+            "--symbols",
+            "500",
+            "--ticks",
+            "300000",
+            "--seed",
+            "8",
+        ],
+    )
+    .await;
+    assert_eq!(run.assert_exact().await, 300_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_aware_mode_is_exact_and_rarely_forwards() {
+    let mut run = Run::start(
+        "own",
+        3,
+        &[
+            "--mode",
+            "owner-aware",
+            "--symbols",
+            "500",
+            "--ticks",
+            "300000",
+            "--seed",
+            "9",
+        ],
+    )
+    .await;
+    let ticks = run.assert_exact().await;
+    let forwarded = total_counter(&run.procs, "tickshard_forwarded_out_total").await;
+    assert!(
+        forwarded * 20 < ticks,
+        "owner-aware forwarded {forwarded} of {ticks}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_es_trades_are_exact() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/es_trades_2013-09-01.csv"
+    );
+    assert!(
+        std::path::Path::new(data).is_file(),
+        "{data} missing: the repository expects ../shared/data beside it"
+    );
+    let mut run = Run::start("es", 2, &["--input", data, "--mode", "round-robin"]).await;
+    assert_eq!(run.assert_exact().await, 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_mid_stream_stays_exact() {
+    let mut run = Run::start(
+        "churn",
+        3,
+        &[
+            "--mode",
+            "round-robin",
+            "--symbols",
+            "500",
+            "--ticks",
+            "600000",
+            "--rate",
+            "100000",
+            "--seed",
+            "10",
+        ],
+    )
+    .await;
+    let url = run.redis.url();
+    let feed = run.feed_url.clone();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the stream run (not a synchronisation)
+                                                           // SIGKILL p1 and restart it under the same id.
+    run.procs[0].kill9();
+    run.procs[0].wait_exit(Duration::from_secs(5));
+    run.procs[0] = spawn_processor(&url, Some(&feed), "p1", "churn", 2000);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // p4 joins.
+    run.procs
+        .push(spawn_processor(&url, Some(&feed), "p4", "churn", 2000));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // p2 leaves gracefully.
+    run.procs[1].term();
+    assert!(
+        run.procs[1].wait_exit(Duration::from_secs(15)).is_some(),
+        "p2 did not stop on SIGTERM"
+    );
+    assert_eq!(run.assert_exact().await, 600_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_is_fenced_and_results_stay_exact() {
+    let mut run = Run::start(
+        "fence",
+        3,
+        &[
+            "--mode",
+            "round-robin",
+            "--symbols",
+            "300",
+            "--ticks",
+            "500000",
+            "--rate",
+            "100000",
+            "--seed",
+            "11",
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await; // mid-stream (not a synchronisation)
+    run.procs[2].signal(&format!("{:?}", Signal::SIGSTOP)[3..]);
+    tokio::time::sleep(Duration::from_millis(6500)).await; // 3x the lease TTL: the pause under test
+    run.procs[2].cont();
+    assert_eq!(run.assert_exact().await, 500_000);
+}
