@@ -42,8 +42,11 @@ use crate::tick::{Epoch, InstanceId, PartitionId};
 /// cluster (in order, on a bounded channel).
 #[derive(Debug)]
 pub enum OwnershipChange {
-    /// Sent before the view shows `Me` for the partition: load its state,
-    /// then process.
+    /// Sent before the view shows `Me` for the partition (the view changes
+    /// right after the send, not after the receiver has handled it): load
+    /// the partition's state, then process. A consumer whose work for the
+    /// partition can arrive before it has handled this message must hold
+    /// that work until it has.
     Acquired {
         /// Partition.
         partition: PartitionId,
