@@ -18,6 +18,9 @@ use crate::config::ProcessorArgs;
 use crate::keys::Keys;
 use crate::tick::InstanceId;
 
+/// How long open HTTP connections may delay the exit.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why the processor stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -91,10 +94,13 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     // The runtime has released everything; the channels close with it.
     let _ = drains.await;
     http_stop.cancel();
-    match http.await {
-        Ok(Err(e)) => warn!(error = %e, "http server ended with an error"),
-        Err(e) => warn!(error = %e, "http server task failed"),
-        Ok(Ok(())) => {}
+    match tokio::time::timeout(HTTP_GRACE, http).await {
+        Ok(Ok(Err(e))) => warn!(error = %e, "http server ended with an error"),
+        Ok(Err(e)) => warn!(error = %e, "http server task failed"),
+        Err(_) => {
+            warn!(grace = ?HTTP_GRACE, "http connections still open at shutdown; not waiting")
+        }
+        Ok(Ok(Ok(()))) => {}
     }
     let m = handle.metrics();
     info!(
