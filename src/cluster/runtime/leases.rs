@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running};
@@ -221,7 +221,7 @@ impl Running {
     /// Clean leave: drop out of the member set first (so peers stop
     /// targeting us and take released partitions at once), hand over every
     /// partition with a bounded wait for the acks, release, announce.
-    pub(super) async fn leave(&mut self) {
+    pub(super) async fn leave(&mut self, in_flight: &mut mpsc::Receiver<HandoverDone>) {
         let t = self.shared.timings;
         info!(partitions = self.held.len(), "leaving the cluster");
         let me = self.me().clone();
@@ -241,6 +241,13 @@ impl Running {
         announce(&mut self.con, &self.shared, &ev).await;
 
         let mut waits = Vec::new();
+        // Handovers already under way: their acks come on `in_flight`.
+        let mut pending: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.releasing)
+            .map(|(p, _)| *p)
+            .collect();
         let handing: Vec<(u32, Epoch)> = self
             .held
             .iter_mut()
@@ -270,6 +277,15 @@ impl Running {
         for rx in waits {
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
                 late += 1;
+            }
+        }
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, in_flight.recv()).await {
+                Ok(Some(done)) => pending.retain(|p| *p != done.partition.0),
+                _ => {
+                    late += pending.len() as u64;
+                    break;
+                }
             }
         }
         if late > 0 {

@@ -230,10 +230,9 @@ impl ClusterRuntime {
                 _ = poll.tick() => r.sync_and_plan(false).await,
             }
         }
-        // Acks of handovers already under way arrive on `handover_rx`; the
-        // shutdown path releases everything still held regardless.
-        drop(handover_rx);
-        r.leave().await;
+        // Handovers under way finish inside `leave`, which waits (bounded)
+        // for their acks too.
+        r.leave(&mut handover_rx).await;
         drop(subscriber_guard);
         let _ = tokio::time::timeout(Duration::from_secs(1), subscriber_task).await;
         Ok(())
