@@ -31,6 +31,9 @@ use crate::store::Store;
 use crate::tick::InstanceId;
 use crate::worker::{run_publisher, Worker, WorkerChannels, WorkerConfig, WorkerOutputs};
 
+/// How long open HTTP connections may delay the exit.
+const HTTP_GRACE: Duration = Duration::from_secs(2);
+
 /// Why a processor could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -188,10 +191,13 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     worker_stop.cancel();
     let _ = worker_task.await;
     http_stop.cancel();
-    match http_task.await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "http server ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "http server task failed"),
-        Ok(Ok(())) => {}
+    match tokio::time::timeout(HTTP_GRACE, http_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "http server task failed"),
+        Err(_) => {
+            tracing::warn!(grace = ?HTTP_GRACE, "http connections still open at shutdown; not waiting")
+        }
+        Ok(Ok(Ok(()))) => {}
     }
     shutdown.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };

@@ -153,3 +153,19 @@ async fn a_live_duplicate_id_refuses_to_start() {
     // The first one is unaffected.
     assert!(!first.log().contains("lease lost"), "{}", first.log());
 }
+
+#[tokio::test]
+async fn refused_credentials_are_one_clear_line() {
+    let server = redis();
+    let mut con = connect(&server).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", "right"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let url = format!("redis://:wrong@127.0.0.1:{}/", server.port());
+    let (code, err) = run_processor(&["--redis", &url]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "refused the credentials");
+    assert!(!err.contains("wrong"), "the password leaked: {err}");
+}

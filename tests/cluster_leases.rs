@@ -175,3 +175,55 @@ async fn scripts_survive_a_script_flush() {
         .unwrap();
     assert!(matches!(r[0].1, AcquireOutcome::Won(_)));
 }
+
+#[tokio::test]
+async fn foreign_data_under_lease_keys_is_left_alone() {
+    let server = redis();
+    let keys = Keys::new("junk");
+    let a: InstanceId = "a".parse().unwrap();
+    let mut con = connect(&server).await;
+    let s = LeaseScripts::new();
+    let _: () = redis::cmd("SET")
+        .arg(keys.lease(PartitionId(0)))
+        .arg("garbage")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(keys.lease(PartitionId(1)))
+        .arg("x")
+        .arg("y")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys.lease(PartitionId(2)))
+        .arg(&[0xffu8, 0xfe][..])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let parts: Vec<PartitionId> = (0..4).map(PartitionId).collect();
+    let r = s.acquire(&mut con, &keys, &a, &parts, TTL).await.unwrap();
+    assert!(matches!(&r[0].1, AcquireOutcome::Held(v) if v == "garbage"));
+    assert!(matches!(&r[1].1, AcquireOutcome::Held(v) if v == "?"));
+    assert!(matches!(&r[2].1, AcquireOutcome::Held(_)));
+    let AcquireOutcome::Won(e) = r[3].1 else {
+        panic!("{r:?}")
+    };
+    // Renew and release skip the foreign keys and still do their job.
+    let held = [(PartitionId(1), Epoch(1)), (PartitionId(3), e)];
+    assert_eq!(
+        s.renew(&mut con, &keys, &a, &held, TTL).await.unwrap(),
+        vec![false, true]
+    );
+    assert_eq!(
+        s.release(&mut con, &keys, &a, &held).await.unwrap(),
+        vec![false, true]
+    );
+    let kind: String = redis::cmd("TYPE")
+        .arg(keys.lease(PartitionId(1)))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(kind, "hash", "foreign data untouched");
+}

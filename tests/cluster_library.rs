@@ -50,6 +50,11 @@ fn options(server: &RedisServer, id: &str, lease_ms: u64) -> ClusterOptions {
 }
 
 async fn start(server: &RedisServer, id: &str, lease_ms: u64) -> Node {
+    start_with(server, id, lease_ms, true).await
+}
+
+/// `ack_releases: false` plays a data path that never finishes a flush.
+async fn start_with(server: &RedisServer, id: &str, lease_ms: u64, ack_releases: bool) -> Node {
     let (handle, runtime, channels) = Cluster::join(options(server, id, lease_ms)).await.unwrap();
     let ClusterChannels {
         mut ownership,
@@ -60,6 +65,7 @@ async fn start(server: &RedisServer, id: &str, lease_ms: u64) -> Node {
     let log = Arc::clone(&seen);
     let view = handle.clone();
     tokio::spawn(async move {
+        let mut stuck = Vec::new();
         while let Some(c) = ownership.recv().await {
             let s = match c {
                 OwnershipChange::Acquired { partition, epoch } => {
@@ -76,7 +82,11 @@ async fn start(server: &RedisServer, id: &str, lease_ms: u64) -> Node {
                     done,
                 } => {
                     assert_eq!(view.view().owned_epoch(partition, Instant::now()), None);
-                    let _ = done.send(());
+                    if ack_releases {
+                        let _ = done.send(());
+                    } else {
+                        stuck.push(done);
+                    }
                     Seen::Released(partition.0, epoch.0)
                 }
             };
@@ -306,15 +316,27 @@ async fn losing_redis_drops_leases_locally_and_rejoins_after_a_restart() {
     // Frozen Redis: leases lapse on the local clock, before Redis expires them.
     server.pause().unwrap();
     let t0 = Instant::now();
+    // No renew can succeed from here on, and every lease's local validity
+    // ends before Redis could expire it (at the earliest t0 + TTL).
+    let view = a.handle.view();
+    for p in 0..P {
+        match view.owner(PartitionId(p)) {
+            tickshard::cluster::PartitionOwner::Me { valid_until, .. } => {
+                assert!(
+                    *valid_until < t0 + Duration::from_millis(600),
+                    "partition {p} valid too long"
+                );
+            }
+            other => panic!("partition {p}: {other:?}"),
+        }
+    }
     wait_until(Duration::from_secs(3), "leases dropped locally", || async {
         owned(&a) == 0
     })
     .await;
-    let took = t0.elapsed();
-    eprintln!("Redis paused: all leases dropped after {took:?} (TTL 600 ms)");
-    assert!(
-        took < Duration::from_millis(600),
-        "dropped before the TTL could end in Redis: {took:?}"
+    eprintln!(
+        "Redis paused: all leases dropped after {:?} (TTL 600 ms)",
+        t0.elapsed()
     );
     wait_until(
         Duration::from_secs(2),
@@ -430,4 +452,25 @@ async fn an_id_left_by_a_dead_incarnation_is_waited_out() {
     // A live duplicate is refused.
     let e = Cluster::join(options(&server, "a", 600)).await.unwrap_err();
     assert!(matches!(e, ClusterError::DuplicateInstance { .. }), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_without_ack_is_released_after_a_bounded_wait() {
+    let server = redis();
+    let a = start_with(&server, "a", 600, false).await;
+    wait_until(Duration::from_secs(3), "a owns everything", || async {
+        owned(&a) == P as usize
+    })
+    .await;
+    let b = start(&server, "b", 600).await;
+    let t0 = Instant::now();
+    // a never acks; it releases anyway after its bounded wait (TTL/3).
+    wait_until(Duration::from_secs(3), "b gets its half", || async {
+        owned(&b) == 4 && owned(&a) == 4
+    })
+    .await;
+    eprintln!("unacked handover completed after {:?}", t0.elapsed());
+    assert_eq!(a.handle.metrics().handover_ack_timeouts, 4);
+    assert_eq!(a.handle.metrics().leases_released, 4);
+    assert_eq!(a.handle.metrics().leases_lost, 0);
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::procs::{get_json, Proc};
+use support::procs::{get_json, get_text, Proc};
 use support::{connect, redis, wait_for, RedisServer};
 use tokio_util::sync::CancellationToken;
 
@@ -153,6 +153,8 @@ async fn one_three_and_five_processors_own_everything_balanced() {
         // Every instance's /api/ownership agrees with Redis once it catches up.
         for proc in &procs {
             let addr = proc.http_addr(Duration::from_secs(5)).await;
+            let health = get_text(&addr, "/healthz", Duration::from_secs(2)).await;
+            assert_eq!(health.as_deref(), Some("ok\n"));
             let expected = o.clone();
             wait_for(
                 Duration::from_secs(3),
@@ -402,13 +404,14 @@ async fn sigstop_past_the_lease_never_leaves_two_believing_owners() {
     );
     // ...and it said so in its log.
     let log = paused.log();
-    let lost = log.lines().filter(|l| l.contains("lease lost")).count();
-    assert_eq!(
-        lost,
-        held_before.len(),
-        "p2 logged {lost} lost leases, held {}\n{log}",
-        held_before.len()
-    );
+    for (p, e) in &held_before {
+        let needle = format!("partition={p} epoch={e}");
+        assert!(
+            log.lines()
+                .any(|l| l.contains("lease lost") && l.contains(&needle)),
+            "p2 did not log losing partition {p} at epoch {e}:\n{log}"
+        );
+    }
     // ...and it owns its share again, at new epochs.
     let now_p2: Vec<(usize, u64)> = owners(&mut con)
         .await

@@ -316,4 +316,49 @@ mod tests {
             "{acts:?}"
         );
     }
+
+    mod prop {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn members(n: usize) -> Vec<InstanceId> {
+            (0..n).map(|i| format!("m{i}").parse().unwrap()).collect()
+        }
+
+        proptest! {
+            #[test]
+            fn balanced_sticky_and_deterministic(
+                n in 1usize..9,
+                owners in proptest::collection::vec(proptest::option::of(0usize..12), 1..200),
+                rotate in 0usize..9,
+            ) {
+                let m = members(n);
+                // Owner indices >= n name instances that are not members.
+                let ghosts: Vec<InstanceId> = (0..12).map(|i| format!("ghost{i}").parse().unwrap()).collect();
+                let current: Vec<Option<InstanceId>> = owners
+                    .iter()
+                    .map(|o| o.map(|i| if i < n { m[i].clone() } else { ghosts[i].clone() }))
+                    .collect();
+                let t = assign(&m, &current);
+                // Everything assigned, to members, balanced.
+                prop_assert!(t.iter().all(|x| x.as_ref().is_some_and(|id| m.contains(id))));
+                let counts: Vec<usize> = m.iter().map(|id| t.iter().filter(|x| x.as_ref() == Some(id)).count()).collect();
+                prop_assert!(counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1);
+                // Sticky: every member keeps as many of its partitions as its quota allows.
+                let base = current.len() / n;
+                for (i, id) in m.iter().enumerate() {
+                    let had = current.iter().filter(|x| x.as_ref() == Some(id)).count();
+                    let kept = current.iter().zip(&t).filter(|(c, x)| c.as_ref() == Some(id) && x.as_ref() == Some(id)).count();
+                    prop_assert!(kept >= had.min(base), "member {i} had {had}, kept {kept}, base {base}");
+                    prop_assert_eq!(kept, had.min(counts[i]));
+                }
+                // Deterministic whatever the member order, and a fixed point.
+                let mut shuffled = m.clone();
+                shuffled.rotate_left(rotate % n);
+                prop_assert_eq!(&assign(&shuffled, &current), &t);
+                prop_assert_eq!(&assign(&m, &t), &t);
+            }
+        }
+    }
 }

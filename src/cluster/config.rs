@@ -15,7 +15,7 @@ use crate::tick::InstanceId;
 pub const SCHEMA: &str = "1";
 
 /// How an instance joins the cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterOptions {
     /// Redis URL.
     pub redis_url: String,
@@ -29,6 +29,20 @@ pub struct ClusterOptions {
     pub lease: Duration,
     /// HTTP address advertised in `{ns}:member:{id}`.
     pub http_addr: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("ClusterOptions")
+            .field("redis_url", &super::error::redact_url(&self.redis_url))
+            .field("keys", &self.keys)
+            .field("instance", &self.instance)
+            .field("partitions", &self.partitions)
+            .field("lease", &self.lease)
+            .field("http_addr", &self.http_addr)
+            .finish()
+    }
 }
 
 /// Timings derived from the lease TTL.

@@ -55,7 +55,7 @@ pub enum ClusterError {
         reason: String,
     },
     /// Another live instance already uses this id.
-    #[error("instance id `{id}` is already in use by a live instance (heartbeating in {key}); pick another --id")]
+    #[error("instance id `{id}` is already in use by a live instance (heartbeating in {key}); pick another id")]
     DuplicateInstance {
         /// The id.
         id: InstanceId,

@@ -11,6 +11,9 @@
 //!   fencing token; it never goes backwards while `{ns}:epoch:{p}` lives.
 //! - renew: for each lease, `PEXPIRE` only if it still holds our exact value.
 //! - release: compare-and-delete.
+//!
+//! A lease key holding something else (another type, foreign bytes) is
+//! treated as held by nobody we know: never overwritten, never renewed.
 
 use std::time::Duration;
 
@@ -24,8 +27,12 @@ use crate::tick::{Epoch, InstanceId, PartitionId};
 const ACQUIRE: &str = r"
 local out = {}
 for i = 1, #KEYS, 2 do
-  local cur = redis.call('GET', KEYS[i])
-  if cur then
+  local cur = redis.pcall('GET', KEYS[i])
+  if type(cur) == 'table' then
+    -- Not a string (foreign data under our key name): leave it alone.
+    out[#out + 1] = '0'
+    out[#out + 1] = '?'
+  elseif cur then
     out[#out + 1] = '0'
     out[#out + 1] = cur
   else
@@ -41,7 +48,7 @@ return out
 const RENEW: &str = r"
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+  if redis.pcall('GET', KEYS[i]) == ARGV[i + 1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
     out[i] = 1
   else
@@ -54,7 +61,7 @@ return out
 const RELEASE: &str = r"
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then
+  if redis.pcall('GET', KEYS[i]) == ARGV[i] then
     redis.call('DEL', KEYS[i])
     out[i] = 1
   else
@@ -129,10 +136,14 @@ impl LeaseScripts {
             inv.key(keys.lease(p)).key(keys.epoch(p));
         }
         inv.arg(me.as_str()).arg(ttl_ms(ttl));
-        let raw: Vec<String> = inv
+        let raw: Vec<Vec<u8>> = inv
             .invoke_async(con)
             .await
             .map_err(ClusterError::redis("lease acquire"))?;
+        let raw: Vec<String> = raw
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
         if raw.len() != parts.len() * 2 {
             return Err(protocol(
                 "lease acquire",

@@ -40,7 +40,8 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 local out = {tostring(#ids)}
 for i = 1, #ids do out[#out + 1] = ids[i] end
 for i = 2, #KEYS do
-  local v = redis.call('GET', KEYS[i])
+  local v = redis.pcall('GET', KEYS[i])
+  if type(v) == 'table' then v = '?' end
   out[#out + 1] = v or ''
 end
 return out
@@ -186,10 +187,14 @@ impl Membership {
         for p in 0..partitions.get() {
             inv.key(keys.lease(PartitionId(p)));
         }
-        let raw: Vec<String> = inv
+        let raw: Vec<Vec<u8>> = inv
             .invoke_async(con)
             .await
             .map_err(ClusterError::redis("snapshot"))?;
+        let raw: Vec<String> = raw
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
         let bad = || ClusterError::Protocol {
             op: "snapshot",
             detail: format!("{} values", raw.len()),

@@ -127,6 +127,11 @@ impl Drop for Proc {
 /// GETs `path` from `addr` and parses the JSON body; `None` on any failure
 /// or after `timeout` (a stopped process never answers).
 pub async fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serde_json::Value> {
+    serde_json::from_str(&get_text(addr, path, timeout).await?).ok()
+}
+
+/// GETs `path` from `addr`; the body of a 200 answer, else `None`.
+pub async fn get_text(addr: &str, path: &str, timeout: Duration) -> Option<String> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -138,7 +143,7 @@ pub async fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serde
         if !head.starts_with("HTTP/1.1 200") {
             return None;
         }
-        serde_json::from_str(body).ok()
+        Some(body.to_owned())
     };
     tokio::time::timeout(timeout, fetch).await.ok().flatten()
 }

@@ -1,0 +1,306 @@
+//! Lease actions of the runtime: renew, acquire, hand over, release,
+//! and the clean leave at shutdown.
+
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running};
+use crate::cluster::events::{now_ms, ClusterEvent};
+use crate::cluster::handle::bump;
+use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
+use crate::tick::{Epoch, InstanceId, PartitionId};
+
+impl Running {
+    pub(super) async fn renew(&mut self) {
+        let list: Vec<(PartitionId, Epoch)> = self
+            .held
+            .iter()
+            .map(|(p, h)| (PartitionId(*p), h.epoch))
+            .collect();
+        if list.is_empty() {
+            return;
+        }
+        let t = self.shared.timings;
+        let sent = Instant::now();
+        let r = timed(
+            t.op_timeout,
+            "lease renew",
+            self.scripts.renew(
+                &mut self.con,
+                &self.shared.keys,
+                &self.shared.instance,
+                &list,
+                t.lease,
+            ),
+        )
+        .await;
+        match r {
+            Ok(oks) => {
+                self.note_ok();
+                let until = self.valid_from(sent);
+                let mut refused = Vec::new();
+                for ((p, _), ok) in list.iter().zip(oks) {
+                    match (ok, self.held.get_mut(&p.0)) {
+                        (true, Some(h)) => h.valid_until = h.valid_until.max(until),
+                        (false, Some(_)) => refused.push(p.0),
+                        _ => {}
+                    }
+                }
+                let mut events = Vec::new();
+                for p in refused {
+                    self.lose(p, "renew refused: the lease is no longer ours", &mut events)
+                        .await;
+                }
+                self.publish_view();
+                announce(&mut self.con, &self.shared, &events).await;
+            }
+            Err(e) => {
+                bump(&self.shared.counters.renew_failures, 1);
+                self.note_error(&e);
+            }
+        }
+    }
+
+    pub(super) async fn acquire(&mut self, parts: &[PartitionId]) {
+        let t = self.shared.timings;
+        let sent = Instant::now();
+        let r = timed(
+            t.op_timeout,
+            "lease acquire",
+            self.scripts.acquire(
+                &mut self.con,
+                &self.shared.keys,
+                &self.shared.instance,
+                parts,
+                t.lease,
+            ),
+        )
+        .await;
+        let results = match r {
+            Ok(r) => r,
+            Err(e) => {
+                self.note_error(&e);
+                return;
+            }
+        };
+        let valid_until = self.valid_from(sent);
+        let mut events = Vec::new();
+        for (p, outcome) in results {
+            match outcome {
+                AcquireOutcome::Won(epoch) => {
+                    bump(&self.shared.counters.leases_acquired, 1);
+                    info!(partition = %p, epoch = %epoch, "lease acquired");
+                    // The data path hears of it before the view says so.
+                    self.send_change(OwnershipChange::Acquired {
+                        partition: p,
+                        epoch,
+                    })
+                    .await;
+                    self.held.insert(
+                        p.0,
+                        Held {
+                            epoch,
+                            valid_until,
+                            releasing: false,
+                        },
+                    );
+                    self.known[p.0 as usize] = Known::Other(self.me().clone(), epoch);
+                    events.push(ClusterEvent::LeaseAcquired {
+                        ts_ms: now_ms(),
+                        partition: p,
+                        instance: self.me().clone(),
+                        epoch,
+                    });
+                }
+                AcquireOutcome::Held(v) => {
+                    self.known[p.0 as usize] = match parse_lease_value(&v) {
+                        Some((id, e)) => Known::Other(id, e),
+                        None => Known::Unreadable,
+                    };
+                }
+            }
+        }
+        self.publish_view();
+        announce(&mut self.con, &self.shared, &events).await;
+    }
+
+    pub(super) async fn start_handover(&mut self, partition: PartitionId, to: &InstanceId) {
+        let Some(h) = self.held.get_mut(&partition.0) else {
+            return;
+        };
+        h.releasing = true;
+        let epoch = h.epoch;
+        info!(partition = %partition, epoch = %epoch, to = %to, "handing over");
+        self.publish_view();
+        let (done, rx) = oneshot::channel();
+        self.send_change(OwnershipChange::Release {
+            partition,
+            epoch,
+            done,
+        })
+        .await;
+        let tx = self.handover_tx.clone();
+        let wait = self.shared.timings.handover_ack;
+        tokio::spawn(async move {
+            let acked = tokio::time::timeout(wait, rx).await.is_ok();
+            let _ = tx
+                .send(HandoverDone {
+                    partition,
+                    epoch,
+                    acked,
+                })
+                .await;
+        });
+    }
+
+    pub(super) async fn finish_handover(&mut self, done: HandoverDone) {
+        match self.held.get(&done.partition.0) {
+            Some(h) if h.epoch == done.epoch && h.releasing => {}
+            _ => return,
+        }
+        if !done.acked {
+            bump(&self.shared.counters.handover_ack_timeouts, 1);
+            warn!(partition = %done.partition, epoch = %done.epoch, "no handover ack in time; releasing anyway");
+        }
+        self.release(&[(done.partition, done.epoch)]).await;
+    }
+
+    /// Releases (compare-and-delete) and announces; the partitions are no
+    /// longer held afterwards whatever Redis answered.
+    pub(super) async fn release(&mut self, list: &[(PartitionId, Epoch)]) {
+        if list.is_empty() {
+            return;
+        }
+        let t = self.shared.timings;
+        let r = timed(
+            t.op_timeout,
+            "lease release",
+            self.scripts.release(
+                &mut self.con,
+                &self.shared.keys,
+                &self.shared.instance,
+                list,
+            ),
+        )
+        .await;
+        let now = Instant::now();
+        let mut events = Vec::new();
+        match r {
+            Ok(oks) => {
+                for (&(p, epoch), ok) in list.iter().zip(oks) {
+                    self.held.remove(&p.0);
+                    self.known[p.0 as usize] = Known::Free { since: now };
+                    if ok {
+                        bump(&self.shared.counters.leases_released, 1);
+                        info!(partition = %p, epoch = %epoch, "lease released");
+                        events.push(ClusterEvent::LeaseReleased {
+                            ts_ms: now_ms(),
+                            partition: p,
+                            instance: self.me().clone(),
+                            epoch,
+                        });
+                    } else {
+                        debug!(partition = %p, epoch = %epoch, "lease was already gone at release");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, count = list.len(), "release failed; the leases will expire by themselves");
+                for (p, _) in list {
+                    self.held.remove(&p.0);
+                }
+                self.note_error(&e);
+            }
+        }
+        self.publish_view();
+        announce(&mut self.con, &self.shared, &events).await;
+    }
+
+    /// Clean leave: drop out of the member set first (so peers stop
+    /// targeting us and take released partitions at once), hand over every
+    /// partition with a bounded wait for the acks, release, announce.
+    pub(super) async fn leave(&mut self, in_flight: &mut mpsc::Receiver<HandoverDone>) {
+        let t = self.shared.timings;
+        info!(partitions = self.held.len(), "leaving the cluster");
+        let me = self.me().clone();
+        if let Err(e) = timed(
+            t.op_timeout,
+            "leave",
+            self.membership.leave(&mut self.con, &self.shared.keys, &me),
+        )
+        .await
+        {
+            warn!(error = %e, "could not leave the member set; it will expire");
+        }
+        let ev = [ClusterEvent::MemberLeft {
+            ts_ms: now_ms(),
+            instance: me,
+        }];
+        announce(&mut self.con, &self.shared, &ev).await;
+
+        let mut waits = Vec::new();
+        // Handovers already under way: their acks come on `in_flight`.
+        let mut pending: Vec<u32> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.releasing)
+            .map(|(p, _)| *p)
+            .collect();
+        let handing: Vec<(u32, Epoch)> = self
+            .held
+            .iter_mut()
+            .filter(|(_, h)| !h.releasing)
+            .map(|(p, h)| {
+                h.releasing = true;
+                (*p, h.epoch)
+            })
+            .collect();
+        self.publish_view();
+        let deadline = tokio::time::Instant::now() + t.handover_ack;
+        for (p, epoch) in handing {
+            let (done, rx) = oneshot::channel();
+            let change = OwnershipChange::Release {
+                partition: PartitionId(p),
+                epoch,
+                done,
+            };
+            if tokio::time::timeout_at(deadline, self.ownership.send(change))
+                .await
+                .is_ok()
+            {
+                waits.push(rx);
+            }
+        }
+        let mut late = 0u64;
+        for rx in waits {
+            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+                late += 1;
+            }
+        }
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(deadline, in_flight.recv()).await {
+                Ok(Some(done)) => pending.retain(|p| *p != done.partition.0),
+                _ => {
+                    late += pending.len() as u64;
+                    break;
+                }
+            }
+        }
+        if late > 0 {
+            bump(&self.shared.counters.handover_ack_timeouts, late);
+            warn!(
+                late,
+                "some handover acks did not come in time; releasing anyway"
+            );
+        }
+        let all: Vec<(PartitionId, Epoch)> = self
+            .held
+            .iter()
+            .map(|(p, h)| (PartitionId(*p), h.epoch))
+            .collect();
+        self.release(&all).await;
+        info!("left the cluster");
+    }
+}
