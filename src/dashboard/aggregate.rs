@@ -459,6 +459,7 @@ impl ClusterView {
             hot_symbols: self.hot_symbols(now_ms),
             history: self.history.iter().copied().collect(),
             demo,
+            cluster: String::new(),
             dashboard: health,
             instances,
         }

@@ -197,6 +197,7 @@ pub async fn start(
         )),
         tokio::spawn(run_aggregator(
             rx,
+            config.keys.namespace().to_string(),
             frames_tx,
             clients.clone(),
             config.demo.is_some(),
@@ -230,6 +231,7 @@ pub async fn start(
 /// a frame every `push_every`.
 async fn run_aggregator(
     mut rx: mpsc::Receiver<redis_io::Input>,
+    cluster: String,
     frames: watch::Sender<Utf8Bytes>,
     clients: Arc<AtomicU64>,
     demo: bool,
@@ -259,7 +261,8 @@ async fn run_aggregator(
             _ = ticker.tick() => {
                 let now = now_ms();
                 view.tick(now);
-                let snap = view.snapshot(now, demo, clients.load(Ordering::Relaxed));
+                let mut snap = view.snapshot(now, demo, clients.load(Ordering::Relaxed));
+                snap.cluster.clone_from(&cluster);
                 if let Ok(json) = serde_json::to_string(&snap) {
                     frames.send_replace(Utf8Bytes::from(json));
                 }

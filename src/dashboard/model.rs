@@ -36,6 +36,8 @@ pub struct DashboardSnapshot {
     pub events: Vec<EventRecord>,
 
     // ---- beyond the contract: what the page shows ----
+    /// The cluster namespace.
+    pub cluster: String,
     /// Fencing epoch of each partition's current lease, `null` when free.
     pub epochs: Vec<Option<u64>>,
     /// Cluster-wide ticks applied per second.
