@@ -79,7 +79,7 @@
   }
   setInterval(() => {
     $("clock").textContent = fmtTime(Date.now());
-    if (ws && ws.readyState === 1 && lastFrameAt && Date.now() - lastFrameAt > 4000) {
+    if (ws && ws.readyState === 1 && lastFrameAt && Date.now() - lastFrameAt > 6000) {
       setPill($("conn"), "reconnecting", "stalled");
     }
   }, 500);
@@ -194,8 +194,8 @@
       chip("p99.9", fmtUs(l.p999)) + chip("max", fmtUs(l.max));
     const f = s.forward_latency_us || {}, fl = s.flush_latency_us || {};
     $("latrow2").innerHTML =
-      chip("forward hop p50 / p99", fmtUs(f.p50) + " / " + fmtUs(f.p99)) +
-      chip("flush p50 / p99", fmtUs(fl.p50) + " / " + fmtUs(fl.p99));
+      chip("forward hop p50", fmtUs(f.p50)) + chip("forward hop p99", fmtUs(f.p99)) +
+      chip("flush p50", fmtUs(fl.p50)) + chip("flush p99", fmtUs(fl.p99));
   }
 
   function renderCounters(s) {
@@ -231,7 +231,9 @@
     const list = s.hot_symbols || [];
     $("hot-empty").hidden = list.length > 0;
     $("hot").querySelector("tbody").innerHTML = list.map((h) => {
-      const up = parseFloat(h.close) >= parseFloat(h.open);
+      const o = parseFloat(h.open), c = parseFloat(h.close);
+      const up = c >= o;
+      const chg = o > 0 ? ((c - o) / o) * 100 : 0;
       return '<tr><td class="mono"><b>' + esc(h.symbol) + "</b></td>" +
         '<td class="num">' + fmtInt(h.count) + "</td>" +
         '<td class="num ' + (up ? "up-t" : "down-t") + '">' + esc(h.last_px) + "</td>" +
@@ -239,6 +241,8 @@
         '<td class="num">' + esc(h.open) + "</td>" +
         '<td class="num">' + esc(h.high) + "</td>" +
         '<td class="num">' + esc(h.low) + "</td>" +
+        '<td class="num">' + esc(h.close) + "</td>" +
+        '<td class="num ' + (up ? "up-t" : "down-t") + '">' + (chg >= 0 ? "+" : "") + chg.toFixed(2) + "%</td>" +
         "<td>" + candle(h) + "</td></tr>";
     }).join("");
   }

@@ -156,6 +156,7 @@ async fn start_dashboard(url: &str, demo: Option<Arc<dyn DemoControl>>, shutdown
     let mut config = DashboardConfig::new(url, NS, "127.0.0.1:0".parse().unwrap());
     config.push_every = Duration::from_millis(100);
     config.poll_every = Duration::from_millis(200);
+    config.ping_every = Duration::from_millis(100);
     if let Some(d) = demo {
         config = config.with_demo(d);
     }
@@ -249,6 +250,10 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     })
     .await;
     assert_eq!(snap["instances"].as_array().unwrap().len(), 2, "junk made no instance");
+    // Pinged every 100 ms all along: the session never dropped.
+    let kinds: Vec<&str> = snap["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(!kinds.contains(&"redis_disconnected"), "{kinds:?}");
+    assert!(kinds.contains(&"redis_connected"), "{kinds:?}");
 
     // A client that connects and never reads does not slow the others.
     let stuck = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();

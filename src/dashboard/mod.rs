@@ -59,6 +59,8 @@ pub struct DashboardConfig {
     pub push_every: Duration,
     /// How often leases and members are read (default 500 ms).
     pub poll_every: Duration,
+    /// How often the pub/sub connection is checked with a PING (default 5 s).
+    pub ping_every: Duration,
     /// A browser whose frame is not sent within this is dropped (default 5 s).
     pub send_timeout: Duration,
     /// Demo controls behind `POST /api/demo/...` (none: 404).
@@ -86,6 +88,7 @@ impl DashboardConfig {
             listen,
             push_every: Duration::from_millis(250),
             poll_every: Duration::from_millis(500),
+            ping_every: redis_io::PING_EVERY,
             send_timeout: Duration::from_secs(5),
             demo: None,
         }
@@ -185,6 +188,7 @@ pub async fn start(
         tokio::spawn(redis_io::run_subscriber(
             client,
             config.keys.clone(),
+            config.ping_every,
             tx.clone(),
             inner.clone(),
         )),

@@ -46,7 +46,8 @@ enum SessionEnd {
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const PING_EVERY: Duration = Duration::from_secs(5);
+/// How often an idle pub/sub session is checked with a PING by default.
+pub const PING_EVERY: Duration = Duration::from_secs(5);
 
 /// Next backoff delay: doubles up to [`BACKOFF_CAP`].
 pub fn next_backoff(current: Duration) -> Duration {
@@ -58,13 +59,14 @@ pub fn next_backoff(current: Duration) -> Duration {
 pub async fn run_subscriber(
     client: redis::Client,
     keys: Keys,
+    ping_every: Duration,
     tx: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_START;
     loop {
         let started = tokio::time::Instant::now();
-        let end = session(&client, &keys, &tx, &shutdown).await;
+        let end = session(&client, &keys, ping_every, &tx, &shutdown).await;
         match end {
             SessionEnd::Shutdown | SessionEnd::AggregatorGone => return,
             SessionEnd::ConnectFailed(e) | SessionEnd::PingFailed(e) => {
@@ -91,6 +93,7 @@ pub async fn run_subscriber(
 async fn session(
     client: &redis::Client,
     keys: &Keys,
+    ping_every: Duration,
     tx: &mpsc::Sender<Input>,
     shutdown: &CancellationToken,
 ) -> SessionEnd {
@@ -111,14 +114,14 @@ async fn session(
         return SessionEnd::AggregatorGone;
     }
     let (mut sink, mut stream) = ps.split();
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(ping_every);
     ping.tick().await;
     loop {
         let input = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return SessionEnd::Shutdown,
             _ = ping.tick() => {
-                match tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<String>()).await {
+                match tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => continue,
                     Ok(Err(e)) => return SessionEnd::PingFailed(e.to_string()),
                     Err(_) => return SessionEnd::PingFailed("ping timed out".into()),
