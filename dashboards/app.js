@@ -165,7 +165,22 @@
         ? '<span><i style="background:#1a2233;border:1px dashed #2d3850"></i>unowned</span>' : "");
   }
 
+  function shareBar(el, parts) {
+    const total = parts.reduce((a, p) => a + p.v, 0);
+    el.innerHTML = total > 0
+      ? parts.filter((p) => p.v > 0).map((p) => '<span title="' + esc(p.id) + ": " + p.label + '" style="width:' +
+        (100 * p.v / total).toFixed(2) + "%;background:" + ownerColor(p.id) + '"></span>').join("")
+      : "";
+  }
   function renderInstances(s) {
+    const live = s.instances.filter((i) => i.alive);
+    const counts = live.map((i) => i.partitions);
+    const P = s.partitions.length;
+    $("balance").textContent = live.length && P
+      ? "max − min = " + (Math.max(...counts) - Math.min(...counts)) + " · ideal " + (P / live.length).toFixed(1) + " each"
+      : "";
+    shareBar($("share"), s.instances.map((i) => ({ id: i.id, v: i.partitions, label: i.partitions + " partitions" })));
+    shareBar($("share-ticks"), s.instances.map((i) => ({ id: i.id, v: i.ticks_per_s, label: fmtNum(i.ticks_per_s) + " ticks/s" })));
     const body = $("instances").querySelector("tbody");
     $("inst-empty").hidden = s.instances.length > 0;
     $("inst-sub").textContent = s.instances.length ? s.instances.length + " known" : "";
@@ -276,7 +291,7 @@
   // ---------- charts ----------
   const TP_SERIES = [
     { key: "ticks_per_s", label: "received", color: "#4f9cff", fill: true },
-    { key: "applied_per_s", label: "applied", color: "#36d399" },
+    { key: "applied_per_s", label: "applied", color: "#36d399", dash: [6, 4] },
     { key: "forwarded_per_s", label: "forwarded", color: "#c084fc" },
   ];
   const LAT_SERIES = [

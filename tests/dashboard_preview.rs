@@ -46,15 +46,25 @@ struct Sym {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "interactive preview, run by hand"]
 async fn preview_with_fake_cluster() {
-    let secs: u64 = std::env::var("TICKSHARD_PREVIEW_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let port: u16 = std::env::var("TICKSHARD_PREVIEW_PORT").ok().and_then(|s| s.parse().ok()).unwrap_or(8080);
+    let secs: u64 = std::env::var("TICKSHARD_PREVIEW_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let port: u16 = std::env::var("TICKSHARD_PREVIEW_PORT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8080);
     let redis = support::redis();
     let keys = Keys::new(NS);
     let mut conn = support::connect(&redis).await;
     let _: () = conn.hset(keys.config(), "partitions", P).await.unwrap();
 
     let shutdown = CancellationToken::new();
-    let config = DashboardConfig::new(redis.url(), NS, format!("127.0.0.1:{port}").parse().unwrap());
+    let config = DashboardConfig::new(
+        redis.url(),
+        NS,
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    );
     let dash = dashboard::start(config, shutdown.clone()).await.unwrap();
     println!("dashboard on http://{}/ for {secs} s", dash.local_addr());
 
@@ -63,12 +73,32 @@ async fn preview_with_fake_cluster() {
     let mut owners: Vec<Option<String>> = vec![None; P as usize];
     let mut metrics: BTreeMap<String, Metrics> = BTreeMap::new();
     let mut syms: Vec<Sym> = [
-        ("NVDA", 181.2), ("AAPL", 229.4), ("MSFT", 507.1), ("AMZN", 231.0), ("META", 752.3),
-        ("GOOGL", 201.6), ("AVGO", 297.8), ("TSLA", 329.7), ("JPM", 289.9), ("BRK.B", 481.2),
-        ("LLY", 742.0), ("V", 343.1), ("NFLX", 1203.5), ("XOM", 112.4),
+        ("NVDA", 181.2),
+        ("AAPL", 229.4),
+        ("MSFT", 507.1),
+        ("AMZN", 231.0),
+        ("META", 752.3),
+        ("GOOGL", 201.6),
+        ("AVGO", 297.8),
+        ("TSLA", 329.7),
+        ("JPM", 289.9),
+        ("BRK.B", 481.2),
+        ("LLY", 742.0),
+        ("V", 343.1),
+        ("NFLX", 1203.5),
+        ("XOM", 112.4),
     ]
     .into_iter()
-    .map(|(name, p)| Sym { name, open: p, high: p, low: p, last: p, notional: 0.0, volume: 0.0, count: 0 })
+    .map(|(name, p)| Sym {
+        name,
+        open: p,
+        high: p,
+        low: p,
+        last: p,
+        notional: 0.0,
+        volume: 0.0,
+        count: 0,
+    })
     .collect();
 
     let publish_event = |conn: &mut redis::aio::MultiplexedConnection, ev: String| {
@@ -81,7 +111,14 @@ async fn preview_with_fake_cluster() {
     let mut alive: Vec<String> = vec!["p1".into(), "p2".into(), "p3".into()];
     for id in &alive {
         metrics.insert(id.clone(), Metrics::new());
-        publish_event(&mut conn, format!(r#"{{"kind":"member_joined","ts_ms":{},"instance":"{id}"}}"#, stats::now_ms())).await;
+        publish_event(
+            &mut conn,
+            format!(
+                r#"{{"kind":"member_joined","ts_ms":{},"instance":"{id}"}}"#,
+                stats::now_ms()
+            ),
+        )
+        .await;
     }
     let assign = |alive: &[String], p: u32| alive[(p as usize * 7 + 3) % alive.len()].clone();
 
@@ -100,22 +137,36 @@ async fn preview_with_fake_cluster() {
         if second == secs * 2 / 3 {
             alive.push("p4".into());
             metrics.insert("p4".into(), Metrics::new());
-            publish_event(&mut conn, format!(r#"{{"kind":"member_joined","ts_ms":{now},"instance":"p4"}}"#)).await;
+            publish_event(
+                &mut conn,
+                format!(r#"{{"kind":"member_joined","ts_ms":{now},"instance":"p4"}}"#),
+            )
+            .await;
         }
         // Leases: free partitions (after a 2 s "grace") go to their ideal owner.
         for p in 0..P {
             let ideal = assign(&alive, p);
             let cur = owners[p as usize].clone();
-            let moving = cur.as_ref().is_some_and(|c| *c != ideal && alive.len() == 3 && second == secs * 2 / 3 + 1);
+            let moving = cur
+                .as_ref()
+                .is_some_and(|c| *c != ideal && alive.len() == 3 && second == secs * 2 / 3 + 1);
             if moving {
                 let c = cur.clone().unwrap();
                 publish_event(&mut conn, format!(r#"{{"kind":"lease_released","ts_ms":{now},"partition":{p},"instance":"{c}","epoch":{}}}"#, epochs[p as usize])).await;
                 owners[p as usize] = None;
             }
-            if owners[p as usize].is_none() && (second == 0 || second % 5 != secs / 3 % 5 || second > secs / 3 + 2) {
+            if owners[p as usize].is_none()
+                && (second == 0 || second % 5 != secs / 3 % 5 || second > secs / 3 + 2)
+            {
                 epochs[p as usize] += 1;
                 owners[p as usize] = Some(ideal.clone());
-                let _: () = conn.set(keys.lease(PartitionId(p)), format!("{ideal}:{}", epochs[p as usize])).await.unwrap();
+                let _: () = conn
+                    .set(
+                        keys.lease(PartitionId(p)),
+                        format!("{ideal}:{}", epochs[p as usize]),
+                    )
+                    .await
+                    .unwrap();
                 publish_event(&mut conn, format!(r#"{{"kind":"lease_acquired","ts_ms":{now},"partition":{p},"instance":"{ideal}","epoch":{}}}"#, epochs[p as usize])).await;
             } else if owners[p as usize].is_none() {
                 let _: () = conn.del(keys.lease(PartitionId(p))).await.unwrap();
@@ -123,7 +174,10 @@ async fn preview_with_fake_cluster() {
         }
         let (t, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
         for id in &alive {
-            let _: () = conn.zadd(keys.members(), id, t * 1000 + 6000).await.unwrap();
+            let _: () = conn
+                .zadd(keys.members(), id, t * 1000 + 6000)
+                .await
+                .unwrap();
         }
         // Prices walk.
         for s in syms.iter_mut() {
@@ -143,7 +197,8 @@ async fn preview_with_fake_cluster() {
         let wave = 1.0 + 0.25 * ((second as f64) / 9.0).sin();
         for (k, id) in alive.iter().enumerate() {
             let m = &metrics[id];
-            let ticks = (rng.random_range(46_000.0..54_000.0) * wave / alive.len() as f64 * 3.0) as u64;
+            let ticks =
+                (rng.random_range(46_000.0..54_000.0) * wave / alive.len() as f64 * 3.0) as u64;
             let fwd = ticks * (alive.len() as u64 - 1) / alive.len() as u64;
             m.counters.ticks_in.add(ticks);
             m.counters.forwarded_out.add(fwd);
@@ -159,7 +214,11 @@ async fn preview_with_fake_cluster() {
                 m.counters.reforwarded.add(412);
                 m.counters.held.add(95);
             }
-            let spike = if second == secs / 3 || second == secs / 3 + 1 { 12.0 } else { 1.0 };
+            let spike = if second == secs / 3 || second == secs / 3 + 1 {
+                12.0
+            } else {
+                1.0
+            };
             for _ in 0..4000 {
                 let z: f64 = {
                     let u1: f64 = rng.random_range(1e-9..1.0);
@@ -191,7 +250,10 @@ async fn preview_with_fake_cluster() {
                     close: px(s.last),
                 })
                 .collect();
-            let owned = owners.iter().filter(|o| o.as_deref() == Some(id.as_str())).count() as u32;
+            let owned = owners
+                .iter()
+                .filter(|o| o.as_deref() == Some(id.as_str()))
+                .count() as u32;
             let snap = stats::take_snapshot(m, id, stats::now_ms(), 1000, owned, hot);
             let _: i64 = conn.publish(keys.stats(), snap.to_json()).await.unwrap();
         }

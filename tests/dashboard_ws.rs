@@ -25,7 +25,8 @@ use tickshard::tick::PartitionId;
 const NS: &str = "dash";
 const P: u32 = 8;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(addr: SocketAddr) -> Ws {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
@@ -35,7 +36,12 @@ async fn ws_connect(addr: SocketAddr) -> Ws {
 }
 
 /// Reads frames until one satisfies `pred`, or panics after `timeout`.
-async fn frame_where(ws: &mut Ws, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn frame_where(
+    ws: &mut Ws,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = Value::Null;
     loop {
@@ -66,8 +72,15 @@ async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         .expect("http response in time")
         .expect("read");
     let text = String::from_utf8_lossy(&buf).to_string();
-    let status: u16 = text.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -75,14 +88,28 @@ async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
 /// partitions to p1 (epoch 3), odd ones to p2 (epoch 5).
 async fn seed_cluster(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys) {
     let _: () = conn
-        .hset_multiple(keys.config(), &[("partitions", P.to_string()), ("lease_ms", "2000".into()), ("schema", "1".into())])
+        .hset_multiple(
+            keys.config(),
+            &[
+                ("partitions", P.to_string()),
+                ("lease_ms", "2000".into()),
+                ("schema", "1".into()),
+            ],
+        )
         .await
         .unwrap();
     let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
     let expiry = secs * 1000 + 60_000;
     let _: () = conn.zadd(keys.members(), "p1", expiry).await.unwrap();
     let _: () = conn.zadd(keys.members(), "p2", expiry).await.unwrap();
-    let _: () = conn.hset(keys.member(&"p1".parse().unwrap()), "http", "127.0.0.1:7001").await.unwrap();
+    let _: () = conn
+        .hset(
+            keys.member(&"p1".parse().unwrap()),
+            "http",
+            "127.0.0.1:7001",
+        )
+        .await
+        .unwrap();
     for p in 0..P {
         let v = if p % 2 == 0 { "p1:3" } else { "p2:5" };
         let _: () = conn.set(keys.lease(PartitionId(p)), v).await.unwrap();
@@ -90,7 +117,11 @@ async fn seed_cluster(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys)
 }
 
 /// p2's stats, published by hand every 200 ms with growing counters.
-fn spawn_manual_instance(url: String, keys: Keys, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn spawn_manual_instance(
+    url: String,
+    keys: Keys,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = redis::Client::open(url).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -152,7 +183,11 @@ fn spawn_published_instance(
     vec![recorder, publisher]
 }
 
-async fn start_dashboard(url: &str, demo: Option<Arc<dyn DemoControl>>, shutdown: &CancellationToken) -> dashboard::Dashboard {
+async fn start_dashboard(
+    url: &str,
+    demo: Option<Arc<dyn DemoControl>>,
+    shutdown: &CancellationToken,
+) -> dashboard::Dashboard {
     let mut config = DashboardConfig::new(url, NS, "127.0.0.1:0".parse().unwrap());
     config.push_every = Duration::from_millis(100);
     config.poll_every = Duration::from_millis(200);
@@ -160,7 +195,9 @@ async fn start_dashboard(url: &str, demo: Option<Arc<dyn DemoControl>>, shutdown
     if let Some(d) = demo {
         config = config.with_demo(d);
     }
-    dashboard::start(config, shutdown.clone()).await.expect("dashboard starts")
+    dashboard::start(config, shutdown.clone())
+        .await
+        .expect("dashboard starts")
 }
 
 fn instance<'a>(snap: &'a Value, id: &str) -> Option<&'a Value> {
@@ -179,19 +216,37 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     let dash = start_dashboard(&redis.url(), None, &shutdown).await;
     let addr = dash.local_addr();
 
-    let manager = redis::Client::open(redis.url()).unwrap().get_connection_manager().await.unwrap();
+    let manager = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
     let mut tasks = spawn_published_instance(manager, keys.clone(), stop.clone());
-    tasks.push(spawn_manual_instance(redis.url(), keys.clone(), stop.clone()));
+    tasks.push(spawn_manual_instance(
+        redis.url(),
+        keys.clone(),
+        stop.clone(),
+    ));
 
     let mut ws = ws_connect(addr).await;
-    let snap = frame_where(&mut ws, Duration::from_secs(10), "both instances with rates and latency", |s| {
-        let ok = |id| {
-            instance(s, id).is_some_and(|i| {
-                i["alive"] == true && i["partitions"] == P / 2 && i["ticks_per_s"].as_f64() > Some(0.0)
-            })
-        };
-        ok("p1") && ok("p2") && s["latency_us"]["count"].as_u64() > Some(20) && s["hot_symbols"].as_array().is_some_and(|h| !h.is_empty())
-    })
+    let snap = frame_where(
+        &mut ws,
+        Duration::from_secs(10),
+        "both instances with rates and latency",
+        |s| {
+            let ok = |id| {
+                instance(s, id).is_some_and(|i| {
+                    i["alive"] == true
+                        && i["partitions"] == P / 2
+                        && i["ticks_per_s"].as_f64() > Some(0.0)
+                })
+            };
+            ok("p1")
+                && ok("p2")
+                && s["latency_us"]["count"].as_u64() > Some(20)
+                && s["hot_symbols"].as_array().is_some_and(|h| !h.is_empty())
+        },
+    )
     .await;
 
     // The contract fields.
@@ -207,10 +262,21 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     assert!(snap["ticks_per_s"].as_f64().unwrap() > 0.0);
     let inst = snap["instances"].as_array().unwrap();
     assert_eq!(inst.len(), 2);
-    for f in ["id", "alive", "partitions", "ticks_per_s", "forwarded_per_s"] {
+    for f in [
+        "id",
+        "alive",
+        "partitions",
+        "ticks_per_s",
+        "forwarded_per_s",
+    ] {
         assert!(inst[0].get(f).is_some(), "instance field {f}");
     }
-    assert!(instance(&snap, "p2").unwrap()["forwarded_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        instance(&snap, "p2").unwrap()["forwarded_per_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert_eq!(instance(&snap, "p1").unwrap()["http"], "127.0.0.1:7001");
     // Merged latency: p1 records 100/200 µs, p2 400..700 µs, so the merged
     // p50 lies in p1's range (p1 records many more samples) and the max is p2's.
@@ -232,41 +298,78 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     let _: () = conn.set(keys.lease(PartitionId(0)), "p2:4").await.unwrap();
     let _: i64 = conn.publish(keys.events(), ev).await.unwrap();
     let snap = frame_where(&mut ws, Duration::from_secs(5), "the lease event", |s| {
-        s["partitions"][0] == "p2" && s["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "lease_acquired"))
+        s["partitions"][0] == "p2"
+            && s["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "lease_acquired"))
     })
     .await;
     assert_eq!(snap["epochs"][0], 4);
 
     // Garbage and foreign messages on both channels: counted, ignored.
     let before = snap["dashboard"]["bad_messages"].as_u64().unwrap();
-    for junk in ["", "garbage", "{}", r#"{"type":"stats","instance":"x"}"#, r#"{"type":"snapshot"}"#] {
+    for junk in [
+        "",
+        "garbage",
+        "{}",
+        r#"{"type":"stats","instance":"x"}"#,
+        r#"{"type":"snapshot"}"#,
+    ] {
         let _: i64 = conn.publish(keys.stats(), junk).await.unwrap();
         let _: i64 = conn.publish(keys.events(), junk).await.unwrap();
     }
-    let _: i64 = conn.publish(keys.events(), r#"{"kind":"weather","ts_ms":1,"instance":"p1"}"#).await.unwrap();
-    let _: i64 = conn.publish(keys.stats(), vec![0xffu8, 0xfe, 0x00]).await.unwrap();
+    let _: i64 = conn
+        .publish(
+            keys.events(),
+            r#"{"kind":"weather","ts_ms":1,"instance":"p1"}"#,
+        )
+        .await
+        .unwrap();
+    let _: i64 = conn
+        .publish(keys.stats(), vec![0xffu8, 0xfe, 0x00])
+        .await
+        .unwrap();
     let snap = frame_where(&mut ws, Duration::from_secs(5), "garbage counted", |s| {
         s["dashboard"]["bad_messages"].as_u64() >= Some(before + 12)
     })
     .await;
-    assert_eq!(snap["instances"].as_array().unwrap().len(), 2, "junk made no instance");
+    assert_eq!(
+        snap["instances"].as_array().unwrap().len(),
+        2,
+        "junk made no instance"
+    );
     // Pinged every 100 ms all along: the session never dropped.
-    let kinds: Vec<&str> = snap["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    let kinds: Vec<&str> = snap["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
     assert!(!kinds.contains(&"redis_disconnected"), "{kinds:?}");
     assert!(kinds.contains(&"redis_connected"), "{kinds:?}");
 
     // A client that connects and never reads does not slow the others.
-    let stuck = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let stuck = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
     let started = tokio::time::Instant::now();
     let mut frames = 0;
     while started.elapsed() < Duration::from_secs(2) {
-        if let Ok(Some(Ok(Message::Text(_)))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+        if let Ok(Some(Ok(Message::Text(_)))) =
+            tokio::time::timeout(Duration::from_secs(1), ws.next()).await
+        {
             frames += 1;
         }
     }
     // Pushed every 100 ms: about 20 in 2 s; demand half of that.
-    assert!(frames >= 10, "only {frames} frames in 2 s with a stuck client");
-    let snap = frame_where(&mut ws, Duration::from_secs(2), "two viewers", |s| s["dashboard"]["connected_clients"] == 2).await;
+    assert!(
+        frames >= 10,
+        "only {frames} frames in 2 s with a stuck client"
+    );
+    let snap = frame_where(&mut ws, Duration::from_secs(2), "two viewers", |s| {
+        s["dashboard"]["connected_clients"] == 2
+    })
+    .await;
     assert!(snap["ticks_per_s"].as_f64().unwrap() > 0.0);
     drop(stuck);
 
@@ -280,7 +383,10 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     assert_eq!(http(addr, "GET", "/style.css").await.0, 200);
     let (status, body) = http(addr, "GET", "/api/snapshot").await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["type"], "snapshot");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["type"],
+        "snapshot"
+    );
     // No demo controller: the demo routes do not exist.
     assert_eq!(http(addr, "POST", "/api/demo/kill").await.0, 404);
 
@@ -289,7 +395,10 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
         t.await.unwrap();
     }
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), dash.wait()).await.expect("stops in time").expect("clean stop");
+    tokio::time::timeout(Duration::from_secs(5), dash.wait())
+        .await
+        .expect("stops in time")
+        .expect("clean stop");
 }
 
 #[derive(Default)]
@@ -315,9 +424,12 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     let dash = start_dashboard(&redis.url(), Some(control.clone()), &shutdown).await;
     let addr = dash.local_addr();
     let mut ws = ws_connect(addr).await;
-    let snap = frame_where(&mut ws, Duration::from_secs(5), "demo flag and redis up", |s| {
-        s["demo"] == true && s["dashboard"]["redis_connected"] == true
-    })
+    let snap = frame_where(
+        &mut ws,
+        Duration::from_secs(5),
+        "demo flag and redis up",
+        |s| s["demo"] == true && s["dashboard"]["redis_connected"] == true,
+    )
     .await;
     // No config yet: no partitions, no instances.
     assert_eq!(snap["partitions"].as_array().unwrap().len(), 0);
@@ -328,7 +440,12 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     assert_eq!(http(addr, "POST", "/api/demo/start").await.0, 200);
     assert_eq!(http(addr, "POST", "/api/demo/stop").await.0, 409);
     assert_eq!(http(addr, "POST", "/api/demo/explode").await.0, 404);
-    assert_eq!(http(addr, "POST", "/api/demo/kill?instance=bad%20id").await.0, 400);
+    assert_eq!(
+        http(addr, "POST", "/api/demo/kill?instance=bad%20id")
+            .await
+            .0,
+        400
+    );
     assert_eq!(
         *control.0.lock().unwrap(),
         vec![
@@ -341,9 +458,17 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     // The pub/sub session survives a dropped connection: kill it from the
     // server side and a stats message published afterwards still arrives.
     let mut conn = support::connect(&redis).await;
-    let _: () = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     frame_where(&mut ws, Duration::from_secs(5), "disconnect logged", |s| {
-        s["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "redis_disconnected"))
+        s["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["kind"] == "redis_disconnected"))
     })
     .await;
     let keys = Keys::new(NS);
@@ -352,7 +477,12 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
         let mut conn = conn.clone();
         let ch = keys.stats();
         async move {
-            let n: Vec<(String, i64)> = redis::cmd("PUBSUB").arg("NUMSUB").arg(&ch).query_async(&mut conn).await.ok()?;
+            let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&ch)
+                .query_async(&mut conn)
+                .await
+                .ok()?;
             (n.first()?.1 > 0).then_some(())
         }
     });
@@ -360,8 +490,17 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     m.counters.ticks_in.add(1);
     let s = stats::take_snapshot(&m, "late", stats::now_ms(), 1000, 0, vec![]);
     let _: i64 = conn.publish(keys.stats(), s.to_json()).await.unwrap();
-    frame_where(&mut ws, Duration::from_secs(5), "stats after reconnect", |s| instance(s, "late").is_some()).await;
+    frame_where(
+        &mut ws,
+        Duration::from_secs(5),
+        "stats after reconnect",
+        |s| instance(s, "late").is_some(),
+    )
+    .await;
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), dash.wait()).await.expect("stops in time").expect("clean stop");
+    tokio::time::timeout(Duration::from_secs(5), dash.wait())
+        .await
+        .expect("stops in time")
+        .expect("clean stop");
 }

@@ -201,7 +201,8 @@ impl ClusterView {
     /// poll confirms it) and goes to the log.
     pub fn on_event(&mut self, e: EventRecord) {
         self.health.event_messages += 1;
-        if let (Some(p), Some(instance), Some(epoch)) = (e.partition, e.instance.as_ref(), e.epoch) {
+        if let (Some(p), Some(instance), Some(epoch)) = (e.partition, e.instance.as_ref(), e.epoch)
+        {
             if let Some(slot) = self.leases.get_mut(p as usize) {
                 match e.kind.as_str() {
                     "lease_acquired" if slot.as_ref().is_none_or(|l| l.epoch <= epoch) => {
@@ -237,7 +238,11 @@ impl ClusterView {
     /// The pub/sub connection came up or went down.
     pub fn on_pubsub(&mut self, now_ms: u64, up: bool, why: &str) {
         if up != self.pubsub_up {
-            let kind = if up { "redis_connected" } else { "redis_disconnected" };
+            let kind = if up {
+                "redis_connected"
+            } else {
+                "redis_disconnected"
+            };
             self.push_event(EventRecord::local(now_ms, kind, why));
         }
         self.pubsub_up = up;
@@ -255,7 +260,12 @@ impl ClusterView {
         if let Some(p) = poll.partitions {
             let p = p as usize;
             self.leases = (0..p)
-                .map(|i| poll.leases.get(i).and_then(|v| v.as_deref()).and_then(parse_lease))
+                .map(|i| {
+                    poll.leases
+                        .get(i)
+                        .and_then(|v| v.as_deref())
+                        .and_then(parse_lease)
+                })
                 .collect();
         }
         self.members = poll
@@ -317,8 +327,9 @@ impl ClusterView {
             if !alive && partitions == 0 && !recent {
                 continue;
             }
-            let [ticks, fwd, applied, fwd_in] =
-                track.map(|t| Self::instance_rates(t, now_ms)).unwrap_or([0.0; 4]);
+            let [ticks, fwd, applied, fwd_in] = track
+                .map(|t| Self::instance_rates(t, now_ms))
+                .unwrap_or([0.0; 4]);
             rows.push(InstanceView {
                 id: id.to_string(),
                 alive,
@@ -399,8 +410,16 @@ impl ClusterView {
         let closed = sec - 1;
         let rows = self.rows(now_ms);
         let sum = |f: fn(&InstanceView) -> f64| rows.iter().map(f).sum::<f64>();
-        let e2e = summarize(&self.latency.merged(LatencyKind::E2e, closed.saturating_sub(1), closed));
-        let fwd = summarize(&self.latency.merged(LatencyKind::Forward, closed.saturating_sub(1), closed));
+        let e2e = summarize(&self.latency.merged(
+            LatencyKind::E2e,
+            closed.saturating_sub(1),
+            closed,
+        ));
+        let fwd = summarize(&self.latency.merged(
+            LatencyKind::Forward,
+            closed.saturating_sub(1),
+            closed,
+        ));
         self.history.push_back(HistoryPoint {
             ts_ms: sec * 1000,
             ticks_per_s: sum(|r| r.ticks_per_s),
@@ -441,7 +460,11 @@ impl ClusterView {
                 .iter()
                 .map(|l| l.as_ref().map(|l| l.instance.clone()))
                 .collect(),
-            epochs: self.leases.iter().map(|l| l.as_ref().map(|l| l.epoch)).collect(),
+            epochs: self
+                .leases
+                .iter()
+                .map(|l| l.as_ref().map(|l| l.epoch))
+                .collect(),
             ticks_per_s,
             latency_us: lat(LatencyKind::E2e),
             events: self.events.iter().cloned().collect(),

@@ -37,7 +37,10 @@ fn parses_lease_values() {
             epoch: 12
         })
     );
-    assert_eq!(parse_lease("a.b-c:0").map(|l| l.instance), Some("a.b-c".into()));
+    assert_eq!(
+        parse_lease("a.b-c:0").map(|l| l.instance),
+        Some("a.b-c".into())
+    );
     assert_eq!(parse_lease("p1"), None);
     assert_eq!(parse_lease(":3"), None);
     assert_eq!(parse_lease("p1:x"), None);
@@ -49,14 +52,26 @@ fn builds_rows_rates_map_and_latency() {
     let now = 10_000;
     v.on_poll(
         now,
-        poll(4, &[Some("p1:3"), Some("p2:1"), None, Some("p1:4")], &[("p1", 12_000), ("p2", 12_000)]),
+        poll(
+            4,
+            &[Some("p1:3"), Some("p2:1"), None, Some("p1:4")],
+            &[("p1", 12_000), ("p2", 12_000)],
+        ),
     );
     assert!(v.on_stats(now - 1000, stats("p1", 9_000, 0, 0, &[])));
     assert!(v.on_stats(now, stats("p1", 10_000, 1000, 400, &[100, 200])));
     assert!(v.on_stats(now - 1000, stats("p2", 9_000, 0, 0, &[])));
     assert!(v.on_stats(now, stats("p2", 10_000, 500, 100, &[300])));
     let s = v.snapshot(now, false, 0);
-    assert_eq!(s.partitions, vec![Some("p1".into()), Some("p2".into()), None, Some("p1".into())]);
+    assert_eq!(
+        s.partitions,
+        vec![
+            Some("p1".into()),
+            Some("p2".into()),
+            None,
+            Some("p1".into())
+        ]
+    );
     assert_eq!(s.epochs, vec![Some(3), Some(1), None, Some(4)]);
     assert_eq!(s.instances.len(), 2);
     let p1 = &s.instances[0];
@@ -119,7 +134,10 @@ fn dead_instances_turn_dead_then_disappear() {
     v.on_poll(FORGET_AFTER_MS + 5_000, poll(1, &[None], &[]));
     v.tick(FORGET_AFTER_MS + 5_000);
     v.tick(FORGET_AFTER_MS + 6_000);
-    assert!(v.snapshot(FORGET_AFTER_MS + 6_000, false, 0).instances.is_empty());
+    assert!(v
+        .snapshot(FORGET_AFTER_MS + 6_000, false, 0)
+        .instances
+        .is_empty());
 }
 
 #[test]
@@ -146,6 +164,14 @@ fn redis_disconnects_are_logged_once() {
     v.on_pubsub(2, false, "connection reset");
     v.on_pubsub(3, false, "connection refused");
     v.on_pubsub(4, true, "subscribed");
-    let kinds: Vec<String> = v.snapshot(5, false, 0).events.into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["redis_connected", "redis_disconnected", "redis_connected"]);
+    let kinds: Vec<String> = v
+        .snapshot(5, false, 0)
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["redis_connected", "redis_disconnected", "redis_connected"]
+    );
 }

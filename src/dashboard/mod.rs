@@ -96,7 +96,11 @@ impl DashboardConfig {
 
     /// From the command line.
     pub fn from_args(args: &DashboardArgs) -> Self {
-        Self::new(args.cluster.redis.clone(), &args.cluster.namespace, args.listen)
+        Self::new(
+            args.cluster.redis.clone(),
+            &args.cluster.namespace,
+            args.listen,
+        )
     }
 
     /// With demo controls installed.
@@ -151,7 +155,10 @@ impl Dashboard {
 }
 
 /// Serves the dashboard until `shutdown`.
-pub async fn run(config: DashboardConfig, shutdown: CancellationToken) -> Result<(), DashboardError> {
+pub async fn run(
+    config: DashboardConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DashboardError> {
     start(config, shutdown).await?.wait().await
 }
 
@@ -162,22 +169,26 @@ pub async fn start(
     config: DashboardConfig,
     shutdown: CancellationToken,
 ) -> Result<Dashboard, DashboardError> {
-    let client = redis::Client::open(config.redis_url.as_str()).map_err(DashboardError::RedisUrl)?;
-    let conn = match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
-        Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
-    };
+    let client =
+        redis::Client::open(config.redis_url.as_str()).map_err(DashboardError::RedisUrl)?;
+    let conn =
+        match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
+            Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
+        };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DashboardError::Bind {
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| DashboardError::Bind {
-        addr: config.listen,
-        source,
-    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DashboardError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     info!(addr = %addr, namespace = config.keys.namespace(), "dashboard listening");
 
     let inner = shutdown.child_token();

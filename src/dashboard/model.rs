@@ -252,8 +252,10 @@ mod tests {
         .unwrap();
         assert_eq!(e.partition, Some(7));
         assert_eq!(e.epoch, Some(12));
-        let e = EventRecord::parse_cluster_event(r#"{"kind":"member_joined","ts_ms":1,"instance":"p2"}"#)
-            .unwrap();
+        let e = EventRecord::parse_cluster_event(
+            r#"{"kind":"member_joined","ts_ms":1,"instance":"p2"}"#,
+        )
+        .unwrap();
         assert_eq!(e.instance.as_deref(), Some("p2"));
     }
 
@@ -264,19 +266,37 @@ mod tests {
             ("nope", Garbage),
             ("[]", Garbage),
             (r#"{"kind":"x"}"#, Garbage),
-            (r#"{"kind":"weather","ts_ms":1,"instance":"p"}"#, UnknownKind),
-            (r#"{"kind":"lease_lost","ts_ms":1,"instance":"p"}"#, MissingField),
+            (
+                r#"{"kind":"weather","ts_ms":1,"instance":"p"}"#,
+                UnknownKind,
+            ),
+            (
+                r#"{"kind":"lease_lost","ts_ms":1,"instance":"p"}"#,
+                MissingField,
+            ),
             (r#"{"kind":"member_left","ts_ms":1}"#, MissingField),
         ];
         for (payload, want) in cases {
-            assert_eq!(EventRecord::parse_cluster_event(payload), Err(want), "{payload}");
+            assert_eq!(
+                EventRecord::parse_cluster_event(payload),
+                Err(want),
+                "{payload}"
+            );
         }
     }
 
     #[test]
     fn snapshot_has_contract_fields() {
         let v = serde_json::to_value(DashboardSnapshot::default()).unwrap();
-        for f in ["type", "ts_ms", "instances", "partitions", "ticks_per_s", "latency_us", "events"] {
+        for f in [
+            "type",
+            "ts_ms",
+            "instances",
+            "partitions",
+            "ticks_per_s",
+            "latency_us",
+            "events",
+        ] {
             assert!(v.get(f).is_some(), "{f}");
         }
         assert_eq!(v["type"], "snapshot");

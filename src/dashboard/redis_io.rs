@@ -74,7 +74,10 @@ pub async fn run_subscriber(
                 let _ = tx.try_send(Input::PubSub(false, e));
             }
             SessionEnd::StreamClosed => {
-                warn!(retry_ms = backoff.as_millis() as u64, "dashboard pub/sub connection closed");
+                warn!(
+                    retry_ms = backoff.as_millis() as u64,
+                    "dashboard pub/sub connection closed"
+                );
                 let _ = tx.try_send(Input::PubSub(false, "connection closed".into()));
             }
         }
@@ -110,7 +113,11 @@ async fn session(
         Err(_) => return SessionEnd::ConnectFailed("connect timed out".into()),
     };
     info!(stats = %stats, events = %events, "dashboard subscribed");
-    if tx.send(Input::PubSub(true, "subscribed".into())).await.is_err() {
+    if tx
+        .send(Input::PubSub(true, "subscribed".into()))
+        .await
+        .is_err()
+    {
         return SessionEnd::AggregatorGone;
     }
     let (mut sink, mut stream) = ps.split();
@@ -197,7 +204,10 @@ pub async fn run_poller(
 
 /// One poll: `TIME`, P from the config, the members with their expiry and
 /// `http` address, and every lease (one `MGET`).
-pub async fn poll_once(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<PollResult> {
+pub async fn poll_once(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+) -> redis::RedisResult<PollResult> {
     let ((secs, micros), partitions, members): ((u64, u64), Option<u32>, Vec<(String, f64)>) =
         redis::pipe()
             .cmd("TIME")
@@ -258,6 +268,9 @@ mod tests {
             d = next_backoff(d);
         }
         assert_eq!(d, BACKOFF_CAP);
-        assert_eq!(next_backoff(Duration::from_millis(100)), Duration::from_millis(200));
+        assert_eq!(
+            next_backoff(Duration::from_millis(100)),
+            Duration::from_millis(200)
+        );
     }
 }

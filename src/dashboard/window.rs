@@ -71,7 +71,11 @@ impl LatencyWindow {
             None => {
                 let fresh = [new_histogram(), new_histogram(), new_histogram()];
                 // Arrivals are almost always in order; keep the deque sorted.
-                let at = self.buckets.iter().position(|(s, _)| *s > sec).unwrap_or(self.buckets.len());
+                let at = self
+                    .buckets
+                    .iter()
+                    .position(|(s, _)| *s > sec)
+                    .unwrap_or(self.buckets.len());
                 self.buckets.insert(at, (sec, fresh));
                 at
             }
@@ -180,7 +184,10 @@ mod tests {
         assert_eq!(counter_rate(&[(1000, 0), (2000, 500)]), 500.0);
         assert_eq!(counter_rate(&[(1000, 0), (2000, 500), (3000, 1500)]), 750.0);
         // Restart: 900 -> 100 means the counter began again.
-        assert_eq!(counter_rate(&[(1000, 800), (2000, 900), (3000, 100), (4000, 300)]), 200.0);
+        assert_eq!(
+            counter_rate(&[(1000, 800), (2000, 900), (3000, 100), (4000, 300)]),
+            200.0
+        );
         // No time elapsed.
         assert_eq!(counter_rate(&[(1000, 0), (1000, 10)]), 0.0);
     }

@@ -147,7 +147,10 @@ impl LatencyRecorder {
             };
             add_saturating(&mut interval, &taken);
         }
-        let mut cumulative = self.cumulative.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cumulative = self
+            .cumulative
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         add_saturating(&mut cumulative, &interval);
         interval
     }
@@ -155,7 +158,10 @@ impl LatencyRecorder {
     /// All samples so far: closed intervals plus the running one.
     pub fn cumulative(&self) -> Histogram<u64> {
         let mut all = {
-            let c = self.cumulative.lock().unwrap_or_else(PoisonError::into_inner);
+            let c = self
+                .cumulative
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             c.clone()
         };
         for stripe in &self.stripes {

@@ -250,7 +250,12 @@ mod tests {
 
     #[test]
     fn codec_kinds_have_their_own_slot() {
-        for kind in ["malformed_json", "truncated", "trailing_bytes", "invalid_tick"] {
+        for kind in [
+            "malformed_json",
+            "truncated",
+            "trailing_bytes",
+            "invalid_tick",
+        ] {
             assert_ne!(bad_input_index(kind), BAD_INPUT_KINDS.len() - 1);
         }
     }

@@ -89,18 +89,31 @@ pub fn render_prometheus(metrics: &Metrics, partitions_owned: u32) -> String {
     for (kind, h) in &hists {
         let label = kind.label();
         for (q, qs) in QUANTILES {
-            let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+            let v = if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            };
             let _ = writeln!(
                 out,
                 "tickshard_latency_us{{kind=\"{label}\",quantile=\"{qs}\"}} {v}"
             );
         }
         let count = h.len();
-        let sum = if count == 0 { 0.0 } else { h.mean() * count as f64 };
+        let sum = if count == 0 {
+            0.0
+        } else {
+            h.mean() * count as f64
+        };
         let _ = writeln!(out, "tickshard_latency_us_sum{{kind=\"{label}\"}} {sum:.0}");
-        let _ = writeln!(out, "tickshard_latency_us_count{{kind=\"{label}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "tickshard_latency_us_count{{kind=\"{label}\"}} {count}"
+        );
     }
-    out.push_str("# HELP tickshard_latency_max_us Largest latency seen since start, in microseconds.\n");
+    out.push_str(
+        "# HELP tickshard_latency_max_us Largest latency seen since start, in microseconds.\n",
+    );
     out.push_str("# TYPE tickshard_latency_max_us gauge\n");
     for (kind, h) in &hists {
         let _ = writeln!(

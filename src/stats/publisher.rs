@@ -146,7 +146,10 @@ pub async fn run_publisher(
         match tokio::time::timeout(config.publish_timeout, publish).await {
             Ok(Ok(receivers)) => debug!(receivers, "stats published"),
             Ok(Err(e)) => warn!(error = %e, "stats publish failed"),
-            Err(_) => warn!(timeout_ms = config.publish_timeout.as_millis() as u64, "stats publish timed out"),
+            Err(_) => warn!(
+                timeout_ms = config.publish_timeout.as_millis() as u64,
+                "stats publish timed out"
+            ),
         }
         if stopping {
             return;
