@@ -11,6 +11,9 @@
 //! through, `p3` dies and its partitions move to the others (events
 //! included), and later `p4` joins.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -192,7 +195,7 @@ async fn preview_with_fake_cluster() {
             s.volume += size;
             s.count += n;
         }
-        syms.sort_by(|a, b| b.count.cmp(&a.count));
+        syms.sort_by_key(|s| std::cmp::Reverse(s.count));
         // Stats.
         let wave = 1.0 + 0.25 * ((second as f64) / 9.0).sin();
         for (k, id) in alive.iter().enumerate() {

@@ -4,6 +4,9 @@
 //! client that never reads does not slow the others; the page and the demo
 //! hook are served.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::net::SocketAddr;

@@ -3,6 +3,9 @@
 //! give exactly the percentiles of one histogram of all samples. (Averaging
 //! the instances' percentiles would not.)
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 
 use tickshard::dashboard::window::{merge, summarize, LatencyWindow};

@@ -2,6 +2,9 @@
 //! exposition format (0.0.4), and every metric the Grafana dashboard in
 //! `dashboards/grafana.json` queries exists in it.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use tickshard::stats::{render_prometheus, Metrics, BAD_INPUT_KINDS};

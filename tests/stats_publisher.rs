@@ -2,6 +2,9 @@
 //! `{ns}:stats` JSON about every interval with cumulative counters and the
 //! interval's histograms, and one last snapshot on shutdown.
 
+// Test helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -374,10 +374,10 @@ impl ClusterView {
     fn hot_symbols(&self, now_ms: u64) -> Vec<HotSymbol> {
         let mut best: BTreeMap<&str, &HotSymbol> = BTreeMap::new();
         for track in self.instances.values() {
-            if !track
+            let fresh = track
                 .last_stats_local_ms
-                .is_some_and(|l| now_ms.saturating_sub(l) <= STATS_ALIVE_MS * 2)
-            {
+                .is_some_and(|l| now_ms.saturating_sub(l) <= STATS_ALIVE_MS * 2);
+            if !fresh {
                 continue;
             }
             for h in &track.hot {

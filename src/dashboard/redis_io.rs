@@ -208,13 +208,13 @@ pub async fn poll_once(
     conn: &mut ConnectionManager,
     keys: &Keys,
 ) -> redis::RedisResult<PollResult> {
-    let ((secs, micros), partitions, members): ((u64, u64), Option<u32>, Vec<(String, f64)>) =
-        redis::pipe()
-            .cmd("TIME")
-            .hget(keys.config(), "partitions")
-            .zrange_withscores(keys.members(), 0, -1)
-            .query_async(conn)
-            .await?;
+    type Head = ((u64, u64), Option<u32>, Vec<(String, f64)>);
+    let ((secs, micros), partitions, members): Head = redis::pipe()
+        .cmd("TIME")
+        .hget(keys.config(), "partitions")
+        .zrange_withscores(keys.members(), 0, -1)
+        .query_async(conn)
+        .await?;
     let redis_now_ms = secs * 1000 + micros / 1000;
     let ids: Vec<(String, InstanceId)> = members
         .iter()
