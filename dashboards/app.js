@@ -216,19 +216,27 @@
   function renderCounters(s) {
     const t = s.totals || {};
     const items = [
-      ["Gaps detected", t.gaps, "hot"],
+      ["Gaps", t.gaps, "hot"],
       ["Gaps skipped", t.gaps_skipped, "alert"],
-      ["Replays requested", t.replays_requested, "hot"],
+      ["Replays", t.replays_requested, "hot"],
       ["Replayed ticks", t.replay_ticks, ""],
-      ["Duplicates dropped", t.duplicates, "hot"],
-      ["Fenced writes rejected", t.fenced_rejected, "alert"],
+      ["Duplicates", t.duplicates, "hot"],
+      ["Fenced rejects", t.fenced_rejected, "alert"],
       ["Re-forwarded", t.reforwarded, ""],
-      ["Held (owner unknown)", t.held, ""],
+      ["Held", t.held, ""],
       ["Leases lost", t.leases_lost, "alert"],
       ["Bad input", t.bad_input, "alert"],
     ];
+    const tips = {
+      "Gaps": "sequence gaps detected", "Gaps skipped": "gaps given up after the gap timeout",
+      "Replays": "replay requests sent to the feed", "Replayed ticks": "replayed ticks received",
+      "Duplicates": "duplicate ticks dropped", "Fenced rejects": "state writes rejected by fencing",
+      "Re-forwarded": "forwarded ticks forwarded again after an ownership change",
+      "Held": "ticks held while their partition had no known owner", "Leases lost": "leases expired or taken over",
+      "Bad input": "malformed input rejected, all kinds",
+    };
     $("counters").innerHTML = items.map(([label, v, cls]) =>
-      '<div class="counter' + ((v || 0) > 0 && cls ? " " + cls : "") + '"><label>' + label + "</label><b>" + fmtInt(v) + "</b></div>").join("");
+      '<div class="counter' + ((v || 0) > 0 && cls ? " " + cls : "") + '" title="' + tips[label] + '"><label>' + label + "</label><b>" + fmtInt(v) + "</b></div>").join("");
   }
 
   function candle(sym) {
@@ -267,12 +275,16 @@
     switch (e.kind) {
       case "member_joined": return who + " joined the cluster";
       case "member_left": return who + " left the cluster";
-      case "lease_acquired": return who + " acquired partition <code>" + e.partition + "</code> · epoch " + e.epoch;
-      case "lease_released": return who + " released partition <code>" + e.partition + "</code> · epoch " + e.epoch;
-      case "lease_lost": return who + " lost partition <code>" + e.partition + "</code> · epoch " + e.epoch;
+      case "lease_acquired": return who + " took <code>#" + e.partition + "</code> <span class=\"ep\">epoch " + e.epoch + "</span>";
+      case "lease_released": return who + " released <code>#" + e.partition + "</code> <span class=\"ep\">epoch " + e.epoch + "</span>";
+      case "lease_lost": return who + " lost <code>#" + e.partition + "</code> <span class=\"ep\">epoch " + e.epoch + "</span>";
       default: return esc(e.message || "");
     }
   }
+  const KIND_LABEL = {
+    member_joined: "joined", member_left: "left", lease_acquired: "acquired", lease_released: "released",
+    lease_lost: "lost", redis_disconnected: "redis down", redis_connected: "redis up",
+  };
   function renderEvents(s, prev) {
     const ev = s.events || [];
     $("ev-empty").hidden = ev.length > 0;
@@ -283,7 +295,7 @@
       const e = ev[i];
       const isNew = prev && !seen.has(e.ts_ms + e.kind + e.partition + e.instance);
       html.push('<li class="' + (isNew ? "new" : "") + '"><time>' + fmtTime(e.ts_ms) + '</time><span class="kind ' + esc(e.kind) + '">' +
-        esc(e.kind.replace("_", " ")) + '</span><span class="what">' + describe(e) + "</span></li>");
+        esc(KIND_LABEL[e.kind] || e.kind.replace(/_/g, " ")) + '</span><span class="what">' + describe(e) + "</span></li>");
     }
     $("events").innerHTML = html.join("");
   }

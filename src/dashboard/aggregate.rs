@@ -11,6 +11,7 @@ use crate::dashboard::model::{
 };
 use crate::dashboard::window::{counter_rate, summarize, LatencyWindow};
 use crate::stats::{CounterValues, HotSymbol, LatencyKind, StatsSnapshot};
+use crate::tick::InstanceId;
 
 /// Seconds of latency the snapshot's percentiles cover.
 pub const LATENCY_WINDOW_S: u64 = 5;
@@ -141,9 +142,9 @@ impl ClusterView {
     }
 
     /// A parsed stats message. Returns false (and counts it) if its
-    /// instance id is empty or a histogram does not decode.
+    /// instance id is not a valid id or a histogram does not decode.
     pub fn on_stats(&mut self, now_ms: u64, s: StatsSnapshot) -> bool {
-        if s.instance.is_empty() || s.instance.len() > 64 {
+        if s.instance.parse::<InstanceId>().is_err() {
             self.health.bad_messages += 1;
             return false;
         }

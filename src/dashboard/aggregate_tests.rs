@@ -95,9 +95,10 @@ fn garbage_is_counted_and_ignored() {
     let mut bad_hist = stats("p1", 1, 1, 0, &[]);
     bad_hist.histograms.e2e_us = "!!notbase64".into();
     assert!(!v.on_stats(1, bad_hist));
+    assert!(!v.on_stats(1, stats("bad id!", 1, 1, 0, &[])));
     assert!(!v.on_event_payload("{"));
     assert!(!v.on_event_payload(r#"{"kind":"weather","ts_ms":1,"instance":"x"}"#));
-    assert_eq!(v.bad_messages(), 5);
+    assert_eq!(v.bad_messages(), 6);
     assert!(v.snapshot(1, false, 0).instances.is_empty());
 }
 

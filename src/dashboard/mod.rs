@@ -171,6 +171,16 @@ pub async fn start(
 ) -> Result<Dashboard, DashboardError> {
     let client =
         redis::Client::open(config.redis_url.as_str()).map_err(DashboardError::RedisUrl)?;
+    // Fail fast with the real reason (a connection manager would retry).
+    let probe = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
+        Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
+    }
     let conn =
         match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
             Ok(Ok(c)) => c,
@@ -193,7 +203,11 @@ pub async fn start(
 
     let inner = shutdown.child_token();
     let (tx, rx) = mpsc::channel(4096);
-    let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from_static("{}"));
+    // Until the first tick, clients get a valid, empty snapshot.
+    let mut empty = aggregate::ClusterView::new().snapshot(now_ms(), config.demo.is_some(), 0);
+    empty.cluster = config.keys.namespace().to_string();
+    let empty = serde_json::to_string(&empty).unwrap_or_default();
+    let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from(empty));
     let clients = Arc::new(AtomicU64::new(0));
     let tasks = vec![
         tokio::spawn(redis_io::run_subscriber(
