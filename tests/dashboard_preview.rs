@@ -2,7 +2,7 @@
 //! the page by hand (ignored by default):
 //!
 //! ```text
-//! TICKSHARD_PREVIEW_SECS=120 TICKSHARD_PREVIEW_PORT=8080 \
+//! TICKSHARD_PREVIEW_SECS=120 TICKSHARD_PREVIEW_PORT=8080 [TICKSHARD_PREVIEW_DEMO=1] \
 //!   cargo test --test dashboard_preview -- --ignored --nocapture
 //! ```
 //!
@@ -30,6 +30,24 @@ use tickshard::tick::PartitionId;
 
 const NS: &str = "tickshard";
 const P: u32 = 64;
+
+/// Demo buttons that only say what they would do.
+struct NoDemo;
+
+impl tickshard::dashboard::DemoControl for NoDemo {
+    fn act(
+        &self,
+        action: tickshard::dashboard::DemoAction,
+        instance: Option<String>,
+    ) -> tickshard::dashboard::DemoFuture<'_> {
+        Box::pin(async move {
+            Ok(format!(
+                "preview: would {action:?} {}",
+                instance.unwrap_or_default()
+            ))
+        })
+    }
+}
 
 fn px(units: f64) -> String {
     format!("{units:.4}")
@@ -63,11 +81,14 @@ async fn preview_with_fake_cluster() {
     let _: () = conn.hset(keys.config(), "partitions", P).await.unwrap();
 
     let shutdown = CancellationToken::new();
-    let config = DashboardConfig::new(
+    let mut config = DashboardConfig::new(
         redis.url(),
         NS,
         format!("127.0.0.1:{port}").parse().unwrap(),
     );
+    if std::env::var("TICKSHARD_PREVIEW_DEMO").is_ok() {
+        config = config.with_demo(std::sync::Arc::new(NoDemo));
+    }
     let dash = dashboard::start(config, shutdown.clone()).await.unwrap();
     println!("dashboard on http://{}/ for {secs} s", dash.local_addr());
 
