@@ -49,7 +49,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often an idle pub/sub session is checked with a PING by default.
 pub const PING_EVERY: Duration = Duration::from_secs(5);
 
-/// Next backoff delay: doubles up to [`BACKOFF_CAP`].
+/// Next backoff delay: doubles, capped at 5 s.
 pub fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(BACKOFF_CAP)
 }
