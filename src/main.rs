@@ -18,7 +18,11 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Dashboard(_args) => anyhow::bail!("`tickshard dashboard` is not built yet"),
+        Command::Dashboard(args) => {
+            let config = tickshard::dashboard::DashboardConfig::from_args(&args);
+            tickshard::dashboard::run(config, shutdown).await?;
+            Ok(())
+        }
         Command::Demo(_args) => anyhow::bail!("`tickshard demo` is not built yet"),
     }
 }

@@ -1,1 +1,301 @@
-//! placeholder
+//! The live dashboard: `tickshard dashboard`.
+//!
+//! ```text
+//! {ns}:stats ──┐ pub/sub (redis_io)                         ┌─▶ browser 1
+//! {ns}:events ─┤            ┌────────────┐  watch (latest)  ├─▶ browser 2
+//! leases,      ├─ Input ──▶ │ aggregator │ ───────────────▶ ├─▶ ...
+//! members poll ┘  (bounded) │ ClusterView│   4 frames / s   └─  (server)
+//!                           └────────────┘
+//! ```
+//!
+//! - [`redis_io`]: subscribes (reconnecting with capped backoff) and polls
+//!   leases and members every ~500 ms.
+//! - [`aggregate`]: the pure [`aggregate::ClusterView`]: merges interval
+//!   histograms per second (never averages percentiles), computes rates
+//!   from cumulative counters, keeps the event log and the chart history.
+//! - [`model`]: the `/ws` JSON (the "Dashboard stream" contract).
+//! - [`server`]: axum routes, one task per browser reading a `watch`.
+//! - [`demo`]: the optional hook behind the demo page's buttons.
+//!
+//! Start it with [`run`] (until shutdown) or [`start`] (returns the bound
+//! address, for tests and the demo).
+
+pub mod aggregate;
+pub mod assets;
+pub mod demo;
+pub mod model;
+pub mod redis_io;
+pub mod server;
+pub mod window;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::DashboardArgs;
+use crate::keys::Keys;
+use crate::stats::now_ms;
+
+pub use demo::{DemoAction, DemoControl, DemoFuture};
+pub use model::DashboardSnapshot;
+
+/// Settings of the dashboard.
+#[derive(Clone)]
+pub struct DashboardConfig {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Cluster key names.
+    pub keys: Keys,
+    /// Where to serve (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// How often a frame is pushed to browsers (default 250 ms).
+    pub push_every: Duration,
+    /// How often leases and members are read (default 500 ms).
+    pub poll_every: Duration,
+    /// How often the pub/sub connection is checked with a PING (default 5 s).
+    pub ping_every: Duration,
+    /// A browser whose frame is not sent within this is dropped (default 5 s).
+    pub send_timeout: Duration,
+    /// Demo controls behind `POST /api/demo/...` (none: 404).
+    pub demo: Option<Arc<dyn DemoControl>>,
+}
+
+impl std::fmt::Debug for DashboardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DashboardConfig")
+            .field("keys", &self.keys)
+            .field("listen", &self.listen)
+            .field("push_every", &self.push_every)
+            .field("poll_every", &self.poll_every)
+            .field("demo", &self.demo.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DashboardConfig {
+    /// Defaults for `redis_url`, namespace `namespace`, serving on `listen`.
+    pub fn new(redis_url: impl Into<String>, namespace: &str, listen: SocketAddr) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            keys: Keys::new(namespace),
+            listen,
+            push_every: Duration::from_millis(250),
+            poll_every: Duration::from_millis(500),
+            ping_every: redis_io::PING_EVERY,
+            send_timeout: Duration::from_secs(5),
+            demo: None,
+        }
+    }
+
+    /// From the command line.
+    pub fn from_args(args: &DashboardArgs) -> Self {
+        Self::new(
+            args.cluster.redis.clone(),
+            &args.cluster.namespace,
+            args.listen,
+        )
+    }
+
+    /// With demo controls installed.
+    pub fn with_demo(mut self, control: Arc<dyn DemoControl>) -> Self {
+        self.demo = Some(control);
+        self
+    }
+}
+
+/// Why the dashboard could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    /// The Redis URL does not parse.
+    #[error("invalid redis url: {0}")]
+    RedisUrl(redis::RedisError),
+    /// Redis is unreachable at start-up.
+    #[error("redis unreachable at start-up: {0}")]
+    RedisUnreachable(String),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("http server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running dashboard.
+#[derive(Debug)]
+pub struct Dashboard {
+    addr: SocketAddr,
+    task: JoinHandle<Result<(), DashboardError>>,
+}
+
+impl Dashboard {
+    /// The bound address (`http://{addr}/`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until it has stopped (after the shutdown token fired).
+    pub async fn wait(self) -> Result<(), DashboardError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(DashboardError::Serve(std::io::Error::other(e.to_string()))),
+        }
+    }
+}
+
+/// Serves the dashboard until `shutdown`.
+pub async fn run(
+    config: DashboardConfig,
+    shutdown: CancellationToken,
+) -> Result<(), DashboardError> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Connects to Redis (failing fast if it is unreachable), binds
+/// `config.listen`, logs `dashboard listening addr=...` and serves in the
+/// background until `shutdown`.
+pub async fn start(
+    config: DashboardConfig,
+    shutdown: CancellationToken,
+) -> Result<Dashboard, DashboardError> {
+    let client =
+        redis::Client::open(config.redis_url.as_str()).map_err(DashboardError::RedisUrl)?;
+    // Fail fast with the real reason (a connection manager would retry).
+    let probe = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut c).await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
+        Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
+    }
+    let conn =
+        match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
+            Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
+        };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| DashboardError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| DashboardError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    info!(addr = %addr, namespace = config.keys.namespace(), "dashboard listening");
+
+    let inner = shutdown.child_token();
+    let (tx, rx) = mpsc::channel(4096);
+    // Until the first tick, clients get a valid, empty snapshot.
+    let mut empty = aggregate::ClusterView::new().snapshot(now_ms(), config.demo.is_some(), 0);
+    empty.cluster = config.keys.namespace().to_string();
+    let empty = serde_json::to_string(&empty).unwrap_or_default();
+    let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from(empty));
+    let clients = Arc::new(AtomicU64::new(0));
+    let tasks = vec![
+        tokio::spawn(redis_io::run_subscriber(
+            client,
+            config.keys.clone(),
+            config.ping_every,
+            tx.clone(),
+            inner.clone(),
+        )),
+        tokio::spawn(redis_io::run_poller(
+            conn,
+            config.keys.clone(),
+            config.poll_every,
+            tx,
+            inner.clone(),
+        )),
+        tokio::spawn(run_aggregator(
+            rx,
+            config.keys.namespace().to_string(),
+            frames_tx,
+            clients.clone(),
+            config.demo.is_some(),
+            config.push_every,
+            inner.clone(),
+        )),
+    ];
+    let state = server::AppState {
+        frames: frames_rx,
+        clients,
+        demo: config.demo.clone(),
+        shutdown: inner.clone(),
+        send_timeout: config.send_timeout,
+    };
+    let app = server::router(state);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(inner.clone().cancelled_owned())
+            .await;
+        inner.cancel();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        info!(addr = %addr, "dashboard stopped");
+        served.map_err(DashboardError::Serve)
+    });
+    Ok(Dashboard { addr, task })
+}
+
+/// Owns the [`aggregate::ClusterView`]: applies every input and publishes
+/// a frame every `push_every`.
+async fn run_aggregator(
+    mut rx: mpsc::Receiver<redis_io::Input>,
+    cluster: String,
+    frames: watch::Sender<Utf8Bytes>,
+    clients: Arc<AtomicU64>,
+    demo: bool,
+    push_every: Duration,
+    shutdown: CancellationToken,
+) {
+    use redis_io::Input;
+    let mut view = aggregate::ClusterView::new();
+    let mut ticker = tokio::time::interval(push_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            input = rx.recv() => {
+                let now = now_ms();
+                match input {
+                    None => return,
+                    Some(Input::Stats(p)) => { view.on_stats_payload(now, &p); }
+                    Some(Input::Event(p)) => { view.on_event_payload(&p); }
+                    Some(Input::Garbage) => view.count_bad(),
+                    Some(Input::PubSub(up, why)) => view.on_pubsub(now, up, &why),
+                    Some(Input::Poll(p)) => view.on_poll(now, p),
+                    Some(Input::PollFailed) => view.on_poll_failed(),
+                }
+            }
+            _ = ticker.tick() => {
+                let now = now_ms();
+                view.tick(now);
+                let mut snap = view.snapshot(now, demo, clients.load(Ordering::Relaxed));
+                snap.cluster.clone_from(&cluster);
+                if let Ok(json) = serde_json::to_string(&snap) {
+                    frames.send_replace(Utf8Bytes::from(json));
+                }
+            }
+        }
+    }
+}

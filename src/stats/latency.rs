@@ -129,6 +129,13 @@ impl LatencyRecorder {
         }
     }
 
+    /// Records the time from `start_ns` to `end_ns` (nanosecond
+    /// timestamps, e.g. a tick's `sent_ns` and now); a negative span (clock
+    /// skew between hosts) counts as the 1 µs minimum.
+    pub fn record_between_ns(&self, start_ns: u64, end_ns: u64) {
+        self.record_us(end_ns.saturating_sub(start_ns) / 1_000);
+    }
+
     /// Records the time elapsed since `start`.
     pub fn record_since(&self, start: std::time::Instant) {
         let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -200,6 +207,12 @@ mod tests {
         assert_eq!(r.take_interval().len(), 0);
         r.record_us(5);
         assert_eq!(r.cumulative().len(), 4);
+        r.record_between_ns(1_000_000, 1_250_000);
+        r.record_between_ns(2_000, 1_000); // skew: clamped to 1 µs
+        let i = r.take_interval();
+        assert_eq!(i.len(), 3);
+        assert_eq!(i.max(), 250);
+        assert_eq!(i.min(), 1);
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! [`ClusterView`]: everything the dashboard knows about the cluster, fed
+//! by stats messages, events, and the lease/member poll, and turned into a
+//! [`DashboardSnapshot`]. Plain data and pure methods (time is an
+//! argument), owned by one task; no I/O here.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::dashboard::model::{
+    DashboardHealth, DashboardSnapshot, EventRecord, HistoryPoint, InstanceView, LatencySummary,
+    SnapshotType, Totals,
+};
+use crate::dashboard::window::{counter_rate, summarize, LatencyWindow};
+use crate::stats::{CounterValues, HotSymbol, LatencyKind, StatsSnapshot};
+use crate::tick::InstanceId;
+
+/// Seconds of latency the snapshot's percentiles cover.
+pub const LATENCY_WINDOW_S: u64 = 5;
+/// Rates are computed over the stats of the last this many ms.
+pub const RATE_WINDOW_MS: u64 = 5_000;
+/// Chart history kept, in points (one per second).
+pub const HISTORY_POINTS: usize = 300;
+/// Events kept and sent.
+pub const EVENTS_KEPT: usize = 100;
+/// Hot symbols sent.
+pub const HOT_SYMBOLS: usize = 12;
+/// An instance without a heartbeat is alive while its stats are this fresh.
+pub const STATS_ALIVE_MS: u64 = 3_000;
+/// A dead instance stays listed this long.
+pub const FORGET_AFTER_MS: u64 = 30_000;
+
+/// One lease as read from `{ns}:lease:{p}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Holder.
+    pub instance: String,
+    /// Fencing epoch.
+    pub epoch: u64,
+}
+
+/// Parses a lease value `"{instance}:{epoch}"`.
+pub fn parse_lease(value: &str) -> Option<Lease> {
+    let (instance, epoch) = value.rsplit_once(':')?;
+    if instance.is_empty() {
+        return None;
+    }
+    Some(Lease {
+        instance: instance.to_string(),
+        epoch: epoch.parse().ok()?,
+    })
+}
+
+/// One round of the lease/member poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollResult {
+    /// Redis `TIME`, ms.
+    pub redis_now_ms: u64,
+    /// P from `{ns}:config` (`None` when the cluster has no config yet).
+    pub partitions: Option<u32>,
+    /// Raw `{ns}:lease:{p}` values, index = partition.
+    pub leases: Vec<Option<String>>,
+    /// `{ns}:members`: instance id → heartbeat expiry (ms).
+    pub members: Vec<(String, u64)>,
+    /// `http` field of each member's hash.
+    pub member_http: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct InstanceTrack {
+    /// `(instance ts_ms, counters)`, oldest first, last [`RATE_WINDOW_MS`].
+    samples: VecDeque<(u64, CounterValues)>,
+    /// Local time the last stats arrived.
+    last_stats_local_ms: Option<u64>,
+    hot: Vec<HotSymbol>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    expiry_ms: u64,
+    http: Option<String>,
+}
+
+/// The dashboard's picture of the cluster.
+#[derive(Debug)]
+pub struct ClusterView {
+    instances: BTreeMap<String, InstanceTrack>,
+    members: BTreeMap<String, Member>,
+    /// Local-clock offset: redis_now - local_now at the last poll.
+    redis_skew_ms: i64,
+    leases: Vec<Option<Lease>>,
+    events: VecDeque<EventRecord>,
+    latency: LatencyWindow,
+    history: VecDeque<HistoryPoint>,
+    last_history_sec: Option<u64>,
+    health: DashboardHealth,
+    pubsub_up: bool,
+    poll_up: bool,
+}
+
+impl Default for ClusterView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClusterView {
+    /// Knows nothing yet.
+    pub fn new() -> Self {
+        Self {
+            instances: BTreeMap::new(),
+            members: BTreeMap::new(),
+            redis_skew_ms: 0,
+            leases: Vec::new(),
+            events: VecDeque::new(),
+            latency: LatencyWindow::new(LATENCY_WINDOW_S + 2),
+            history: VecDeque::new(),
+            last_history_sec: None,
+            health: DashboardHealth::default(),
+            pubsub_up: false,
+            poll_up: false,
+        }
+    }
+
+    /// Messages ignored so far (garbage or foreign, both channels).
+    pub fn bad_messages(&self) -> u64 {
+        self.health.bad_messages
+    }
+
+    /// Counts a message that was neither a stats message nor an event.
+    pub fn count_bad(&mut self) {
+        self.health.bad_messages += 1;
+    }
+
+    /// A payload from `{ns}:stats`: parsed, or counted and ignored.
+    pub fn on_stats_payload(&mut self, now_ms: u64, payload: &str) -> bool {
+        match StatsSnapshot::parse(payload) {
+            Ok(s) => self.on_stats(now_ms, s),
+            Err(_) => {
+                self.health.bad_messages += 1;
+                false
+            }
+        }
+    }
+
+    /// A parsed stats message. Returns false (and counts it) if its
+    /// instance id is not a valid id or a histogram does not decode.
+    pub fn on_stats(&mut self, now_ms: u64, s: StatsSnapshot) -> bool {
+        if s.instance.parse::<InstanceId>().is_err() {
+            self.health.bad_messages += 1;
+            return false;
+        }
+        let mut hists = Vec::with_capacity(3);
+        for kind in LatencyKind::ALL {
+            match s.histograms.decode(kind) {
+                Ok(h) => hists.push((kind, h)),
+                Err(_) => {
+                    self.health.bad_messages += 1;
+                    return false;
+                }
+            }
+        }
+        self.health.stats_messages += 1;
+        let sec = now_ms / 1000;
+        for (kind, h) in &hists {
+            if !h.is_empty() {
+                self.latency.add(sec, *kind, h);
+            }
+        }
+        let track = self.instances.entry(s.instance.clone()).or_default();
+        // A restarted instance may send an older-looking ts; keep order.
+        if track.samples.back().is_some_and(|(ts, _)| *ts > s.ts_ms) {
+            track.samples.clear();
+        }
+        track.samples.push_back((s.ts_ms, s.counters));
+        while track
+            .samples
+            .front()
+            .is_some_and(|(ts, _)| s.ts_ms.saturating_sub(*ts) > RATE_WINDOW_MS)
+            && track.samples.len() > 2
+        {
+            track.samples.pop_front();
+        }
+        track.last_stats_local_ms = Some(now_ms);
+        track.hot = s.hot_symbols;
+        true
+    }
+
+    /// A payload from `{ns}:events`: applied and logged, or counted.
+    pub fn on_event_payload(&mut self, payload: &str) -> bool {
+        match EventRecord::parse_cluster_event(payload) {
+            Ok(e) => {
+                self.on_event(e);
+                true
+            }
+            Err(_) => {
+                self.health.bad_messages += 1;
+                false
+            }
+        }
+    }
+
+    /// A parsed cluster event: updates the partition map at once (the next
+    /// poll confirms it) and goes to the log.
+    pub fn on_event(&mut self, e: EventRecord) {
+        self.health.event_messages += 1;
+        if let (Some(p), Some(instance), Some(epoch)) = (e.partition, e.instance.as_ref(), e.epoch)
+        {
+            if let Some(slot) = self.leases.get_mut(p as usize) {
+                match e.kind.as_str() {
+                    "lease_acquired" if slot.as_ref().is_none_or(|l| l.epoch <= epoch) => {
+                        *slot = Some(Lease {
+                            instance: instance.clone(),
+                            epoch,
+                        });
+                    }
+                    "lease_released" | "lease_lost"
+                        if slot.as_ref().is_some_and(|l| l.epoch == epoch) =>
+                    {
+                        *slot = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if e.kind == "member_left" {
+            if let Some(id) = &e.instance {
+                self.members.remove(id);
+            }
+        }
+        self.push_event(e);
+    }
+
+    fn push_event(&mut self, e: EventRecord) {
+        self.events.push_back(e);
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
+        }
+    }
+
+    /// The pub/sub connection came up or went down.
+    pub fn on_pubsub(&mut self, now_ms: u64, up: bool, why: &str) {
+        if up != self.pubsub_up {
+            let kind = if up {
+                "redis_connected"
+            } else {
+                "redis_disconnected"
+            };
+            self.push_event(EventRecord::local(now_ms, kind, why));
+        }
+        self.pubsub_up = up;
+    }
+
+    /// The poll failed (Redis unreachable).
+    pub fn on_poll_failed(&mut self) {
+        self.poll_up = false;
+    }
+
+    /// A lease/member poll result.
+    pub fn on_poll(&mut self, now_ms: u64, poll: PollResult) {
+        self.poll_up = true;
+        self.redis_skew_ms = poll.redis_now_ms as i64 - now_ms as i64;
+        if let Some(p) = poll.partitions {
+            let p = p as usize;
+            self.leases = (0..p)
+                .map(|i| {
+                    poll.leases
+                        .get(i)
+                        .and_then(|v| v.as_deref())
+                        .and_then(parse_lease)
+                })
+                .collect();
+        }
+        self.members = poll
+            .members
+            .into_iter()
+            .map(|(id, expiry_ms)| {
+                let http = poll.member_http.get(&id).cloned();
+                (id, Member { expiry_ms, http })
+            })
+            .collect();
+    }
+
+    fn redis_now(&self, now_ms: u64) -> u64 {
+        (now_ms as i64 + self.redis_skew_ms).max(0) as u64
+    }
+
+    fn instance_rates(track: &InstanceTrack, now_ms: u64) -> [f64; 4] {
+        let fresh = track
+            .last_stats_local_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) <= STATS_ALIVE_MS);
+        if !fresh {
+            return [0.0; 4];
+        }
+        let series = |f: fn(&CounterValues) -> u64| -> f64 {
+            let v: Vec<(u64, u64)> = track.samples.iter().map(|(ts, c)| (*ts, f(c))).collect();
+            counter_rate(&v)
+        };
+        [
+            series(|c| c.ticks_in),
+            series(|c| c.forwarded_out),
+            series(|c| c.applied),
+            series(|c| c.forwarded_in),
+        ]
+    }
+
+    fn rows(&self, now_ms: u64) -> Vec<InstanceView> {
+        let redis_now = self.redis_now(now_ms);
+        let mut owned: BTreeMap<&str, u32> = BTreeMap::new();
+        for l in self.leases.iter().flatten() {
+            *owned.entry(l.instance.as_str()).or_default() += 1;
+        }
+        let mut ids: Vec<&str> = self.instances.keys().map(String::as_str).collect();
+        ids.extend(self.members.keys().map(String::as_str));
+        ids.extend(owned.keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        let mut rows = Vec::new();
+        for id in ids {
+            let track = self.instances.get(id);
+            let member = self.members.get(id);
+            let stats_age = track
+                .and_then(|t| t.last_stats_local_ms)
+                .map(|t| now_ms.saturating_sub(t));
+            let heartbeat = member.is_some_and(|m| m.expiry_ms > redis_now);
+            let alive = heartbeat || stats_age.is_some_and(|a| a <= STATS_ALIVE_MS);
+            let partitions = owned.get(id).copied().unwrap_or(0);
+            let recent = stats_age.is_some_and(|a| a <= FORGET_AFTER_MS)
+                || member.is_some_and(|m| m.expiry_ms + FORGET_AFTER_MS > redis_now);
+            if !alive && partitions == 0 && !recent {
+                continue;
+            }
+            let [ticks, fwd, applied, fwd_in] = track
+                .map(|t| Self::instance_rates(t, now_ms))
+                .unwrap_or([0.0; 4]);
+            rows.push(InstanceView {
+                id: id.to_string(),
+                alive,
+                partitions,
+                ticks_per_s: ticks,
+                forwarded_per_s: fwd,
+                applied_per_s: applied,
+                forwarded_in_per_s: fwd_in,
+                http: member.and_then(|m| m.http.clone()),
+                stats_age_ms: stats_age,
+            });
+        }
+        rows
+    }
+
+    fn totals(&self, now_ms: u64) -> Totals {
+        let mut t = Totals::default();
+        for track in self.instances.values() {
+            let recent = track
+                .last_stats_local_ms
+                .is_some_and(|l| now_ms.saturating_sub(l) <= FORGET_AFTER_MS);
+            let Some((_, c)) = track.samples.back().filter(|_| recent) else {
+                continue;
+            };
+            t.ticks_in += c.ticks_in;
+            t.applied += c.applied;
+            t.forwarded_out += c.forwarded_out;
+            t.reforwarded += c.reforwarded;
+            t.held += c.held;
+            t.duplicates += c.duplicates;
+            t.gaps += c.gaps;
+            t.gaps_skipped += c.gaps_skipped;
+            t.replays_requested += c.replays_requested;
+            t.replay_ticks += c.replay_ticks;
+            t.fenced_rejected += c.fenced_rejected;
+            t.leases_lost += c.leases_lost;
+            t.bad_input += c.bad_input_total();
+        }
+        t
+    }
+
+    fn hot_symbols(&self, now_ms: u64) -> Vec<HotSymbol> {
+        let mut best: BTreeMap<&str, &HotSymbol> = BTreeMap::new();
+        for track in self.instances.values() {
+            let fresh = track
+                .last_stats_local_ms
+                .is_some_and(|l| now_ms.saturating_sub(l) <= STATS_ALIVE_MS * 2);
+            if !fresh {
+                continue;
+            }
+            for h in &track.hot {
+                let e = best.entry(h.symbol.as_str()).or_insert(h);
+                if h.count > e.count {
+                    *e = h;
+                }
+            }
+        }
+        let mut v: Vec<HotSymbol> = best.into_values().cloned().collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.symbol.cmp(&b.symbol)));
+        v.truncate(HOT_SYMBOLS);
+        v
+    }
+
+    /// Call a few times a second: closes the chart point of every second
+    /// that has ended and forgets old data.
+    pub fn tick(&mut self, now_ms: u64) {
+        let sec = now_ms / 1000;
+        self.latency.expire(sec);
+        let Some(last) = self.last_history_sec else {
+            self.last_history_sec = Some(sec);
+            return;
+        };
+        if sec <= last {
+            return;
+        }
+        // One point for the second that just ended (earlier missed seconds
+        // are not back-filled: the page draws a line across).
+        let closed = sec - 1;
+        let rows = self.rows(now_ms);
+        let sum = |f: fn(&InstanceView) -> f64| rows.iter().map(f).sum::<f64>();
+        let e2e = summarize(&self.latency.merged(
+            LatencyKind::E2e,
+            closed.saturating_sub(1),
+            closed,
+        ));
+        let fwd = summarize(&self.latency.merged(
+            LatencyKind::Forward,
+            closed.saturating_sub(1),
+            closed,
+        ));
+        self.history.push_back(HistoryPoint {
+            ts_ms: sec * 1000,
+            ticks_per_s: sum(|r| r.ticks_per_s),
+            applied_per_s: sum(|r| r.applied_per_s),
+            forwarded_per_s: sum(|r| r.forwarded_per_s),
+            latency_us: e2e,
+            forward_p99_us: fwd.p99,
+        });
+        while self.history.len() > HISTORY_POINTS {
+            self.history.pop_front();
+        }
+        self.last_history_sec = Some(sec);
+        let forget = |t: &InstanceTrack| {
+            t.last_stats_local_ms
+                .is_some_and(|l| now_ms.saturating_sub(l) <= FORGET_AFTER_MS)
+        };
+        self.instances.retain(|_, t| forget(t));
+    }
+
+    /// The frame for the browsers.
+    pub fn snapshot(&self, now_ms: u64, demo: bool, clients: u64) -> DashboardSnapshot {
+        let instances = self.rows(now_ms);
+        let sum = |f: fn(&InstanceView) -> f64| instances.iter().map(f).sum::<f64>();
+        let ticks_per_s = sum(|r| r.ticks_per_s);
+        let forwarded_per_s = sum(|r| r.forwarded_per_s);
+        let applied_per_s = sum(|r| r.applied_per_s);
+        let sec = now_ms / 1000;
+        let from = sec.saturating_sub(LATENCY_WINDOW_S - 1);
+        let lat = |k| -> LatencySummary { summarize(&self.latency.merged(k, from, sec)) };
+        let mut health = self.health.clone();
+        health.redis_connected = self.pubsub_up && self.poll_up;
+        health.connected_clients = clients;
+        DashboardSnapshot {
+            kind: SnapshotType::Snapshot,
+            ts_ms: now_ms,
+            partitions: self
+                .leases
+                .iter()
+                .map(|l| l.as_ref().map(|l| l.instance.clone()))
+                .collect(),
+            epochs: self
+                .leases
+                .iter()
+                .map(|l| l.as_ref().map(|l| l.epoch))
+                .collect(),
+            ticks_per_s,
+            latency_us: lat(LatencyKind::E2e),
+            events: self.events.iter().cloned().collect(),
+            applied_per_s,
+            forwarded_per_s,
+            forward_ratio: if ticks_per_s > 0.0 {
+                forwarded_per_s / ticks_per_s
+            } else {
+                0.0
+            },
+            forward_latency_us: lat(LatencyKind::Forward),
+            flush_latency_us: lat(LatencyKind::Flush),
+            window_s: LATENCY_WINDOW_S,
+            totals: self.totals(now_ms),
+            hot_symbols: self.hot_symbols(now_ms),
+            history: self.history.iter().copied().collect(),
+            demo,
+            cluster: String::new(),
+            dashboard: health,
+            instances,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;
