@@ -31,6 +31,7 @@
 //!   stats, serves the page and a WebSocket stream).
 //! - [`processor`]: the `tickshard processor` service.
 //! - [`http`]: its HTTP endpoints.
+//! - [`demo`]: `tickshard demo`, the whole cluster on one machine.
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
 //!   and benchmarks.
 //!
@@ -45,6 +46,7 @@ pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod dashboard;
+pub mod demo;
 pub mod engine;
 pub mod forward;
 pub mod http;

@@ -20,9 +20,18 @@ async fn main() -> Result<()> {
         }
         Command::Dashboard(args) => {
             let config = tickshard::dashboard::DashboardConfig::from_args(&args);
-            tickshard::dashboard::run(config, shutdown).await?;
+            if let Err(e) = tickshard::dashboard::run(config, shutdown).await {
+                eprintln!("tickshard dashboard: {e}");
+                std::process::exit(1);
+            }
             Ok(())
         }
-        Command::Demo(_args) => anyhow::bail!("`tickshard demo` is not built yet"),
+        Command::Demo(args) => {
+            if let Err(e) = tickshard::demo::run(args, shutdown).await {
+                eprintln!("tickshard demo: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

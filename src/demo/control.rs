@@ -56,7 +56,10 @@ impl DemoProcesses {
         let mut fleet = self.fleet.lock().await;
         fleet.running.retain_mut(ManagedChild::is_running);
         if fleet.running.len() >= self.max {
-            return Err(format!("already {} processors running", fleet.running.len()));
+            return Err(format!(
+                "already {} processors running",
+                fleet.running.len()
+            ));
         }
         fleet.next += 1;
         let id = format!("p{}", fleet.next);

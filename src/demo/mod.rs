@@ -111,20 +111,18 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
             .map_err(|e| DemoError::Dashboard(e.to_string()))?;
     }
 
-    let dashboard_shutdown = shutdown.child_token();
-    let dashboard = crate::dashboard::run_with_control(
-        crate::config::DashboardArgs {
-            cluster: crate::config::ClusterArgs {
-                redis: redis_url,
-                namespace,
-            },
-            listen: args.listen,
-        },
-        Some(processors.clone()),
-        dashboard_shutdown.clone(),
-    );
-    print_banner(&args, dir.path());
-    let result = dashboard.await.map_err(|e| DemoError::Dashboard(e.to_string()));
+    let config = crate::dashboard::DashboardConfig::new(redis_url, &namespace, args.listen)
+        .with_demo(processors.clone());
+    let result = match crate::dashboard::start(config, shutdown.clone()).await {
+        Ok(dashboard) => {
+            print_banner(&args, dashboard.local_addr(), dir.path());
+            dashboard
+                .wait()
+                .await
+                .map_err(|e| DemoError::Dashboard(e.to_string()))
+        }
+        Err(e) => Err(DemoError::Dashboard(e.to_string())),
+    };
 
     tracing::info!("stopping the demo: processors first, so they hand over cleanly");
     processors.stop_all(Duration::from_secs(5)).await;
@@ -134,10 +132,13 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
     result
 }
 
-fn print_banner(args: &DemoArgs, logs: &Path) {
+fn print_banner(args: &DemoArgs, dashboard: std::net::SocketAddr, logs: &Path) {
     println!();
-    println!("  tickshard demo: {} processors, feed at {} ticks/s", args.processors, args.rate);
-    println!("  dashboard:  http://{}/", args.listen);
+    println!(
+        "  tickshard demo: {} processors, feed at {} ticks/s",
+        args.processors, args.rate
+    );
+    println!("  dashboard:  http://{dashboard}/");
     println!("  logs:       {} (removed on exit)", logs.display());
     println!("  Ctrl-C stops everything.");
     println!();
