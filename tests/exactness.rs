@@ -140,13 +140,13 @@ async fn random_mode_is_exact() {
             "--symbols",
             "500",
             "--ticks",
-            "300000",
+            "1000000",
             "--seed",
             "8",
         ],
     )
     .await;
-    assert_eq!(run.assert_exact().await, 300_000);
+    assert_eq!(run.assert_exact().await, 1_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +160,7 @@ async fn owner_aware_mode_is_exact_and_rarely_forwards() {
             "--symbols",
             "500",
             "--ticks",
-            "300000",
+            "1000000",
             "--seed",
             "9",
         ],

@@ -120,7 +120,12 @@ impl FeedClient {
                 frame = stream.next() => {
                     let input = match frame {
                         None => return SessionEnd::Closed,
-                        Some(Err(e)) => return SessionEnd::Io(e.to_string()),
+                        Some(Err(e)) => {
+                            if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
+                                self.metrics.bad_input("oversized_frame");
+                            }
+                            return SessionEnd::Io(e.to_string());
+                        }
                         Some(Ok(Message::Binary(bytes))) => match decode_binary(&bytes) {
                             Ok(input) => Some(input),
                             Err(e) => {

@@ -37,7 +37,7 @@ impl Counter {
 /// The labels bad input is counted under: the codec's
 /// `CodecError::kind()` labels, then the ones of the processor's edges.
 /// Anything else is counted as `other` (the last entry).
-pub const BAD_INPUT_KINDS: [&str; 14] = [
+pub const BAD_INPUT_KINDS: [&str; 15] = [
     "malformed_json",
     "invalid_message",
     "truncated",
@@ -51,6 +51,7 @@ pub const BAD_INPUT_KINDS: [&str; 14] = [
     "invalid_request",
     "foreign_message",
     "hop_limit",
+    "corrupt_state",
     "other",
 ];
 
@@ -132,8 +133,12 @@ counters! {
     forwarded_in,
     /// Forwarded ticks that arrived at a former owner and were forwarded again.
     reforwarded,
-    /// Ticks held while their partition had no known owner.
+    /// Ticks held while their partition had no known owner, ahead of a
+    /// sequence gap, or while the partition's state loaded.
     held,
+    /// Ticks dropped because a bounded hold buffer was full (the gap fill
+    /// asks the feed for them again).
+    dropped,
     /// Ticks dropped as duplicates (`seq <= last_seq`).
     duplicates,
     /// Sequence gaps detected.

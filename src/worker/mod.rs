@@ -311,7 +311,7 @@ impl Worker {
             Route::Hold => {
                 self.metrics.counters.held.inc();
                 if self.unrouted.push(tick, hops) {
-                    self.metrics.bad_input("hold_overflow");
+                    self.metrics.counters.dropped.inc();
                 }
             }
         }
@@ -345,7 +345,7 @@ impl Worker {
             }
             TickOutcome::Duplicate => c.duplicates.inc(),
             TickOutcome::Held => c.held.inc(),
-            TickOutcome::Overflow => self.metrics.bad_input("hold_overflow"),
+            TickOutcome::Overflow => c.dropped.inc(),
             TickOutcome::NotOwned => {}
         }
     }
@@ -367,10 +367,12 @@ impl Worker {
     async fn on_ownership(&mut self, change: OwnershipChange) {
         match change {
             OwnershipChange::Acquired { partition, epoch } => {
+                self.metrics.counters.leases_acquired.inc();
                 self.engine.begin_load(partition, epoch);
                 self.spawn_load(partition, epoch);
             }
             OwnershipChange::Lost { partition, epoch } => {
+                self.metrics.counters.leases_lost.inc();
                 tracing::warn!(%partition, %epoch, "partition lost; dropping its state without flushing");
                 self.engine.drop_partition(partition);
             }
@@ -379,6 +381,7 @@ impl Worker {
                 epoch,
                 done,
             } => {
+                self.metrics.counters.leases_released.inc();
                 let flush = self.engine.release_partition(partition);
                 let job = FlushJob {
                     flushes: flush.into_iter().collect(),
