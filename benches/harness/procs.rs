@@ -55,7 +55,10 @@ impl Proc {
         let out = dir.join(format!("{name}.out"));
         let err_file = std::fs::File::create(&log).map_err(|e| format!("{name} log: {e}"))?;
         let out_file = std::fs::File::create(&out).map_err(|e| format!("{name} out: {e}"))?;
+        // Errors, not backtraces, in the logs we quote.
         let child = cmd
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out_file))
             .stderr(Stdio::from(err_file))
