@@ -13,6 +13,8 @@
 //! - `--quick` / `TICKSHARD_BENCH_QUICK=1`: one small scenario and small
 //!   baselines, under a minute;
 //! - `--no-baselines`, `--no-cluster`: skip a section;
+//! - `TICKSHARD_BENCH_REPEAT=K`: run every scenario K times (default 3, 1
+//!   with `--quick`) so the report can show min / median / max;
 //! - `TICKSHARD_BENCH_ALLOW_FAIL=1`: exit 0 even when a scenario failed.
 //!
 //! Output: a table on stdout and one JSON object per line in
@@ -42,6 +44,7 @@ struct Options {
     baselines: bool,
     cluster: bool,
     allow_fail: bool,
+    repeat: usize,
 }
 
 impl Options {
@@ -49,8 +52,14 @@ impl Options {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let has = |a: &str| args.iter().any(|x| x == a);
         let env = |v: &str| std::env::var(v).is_ok_and(|x| x == "1" || x == "true");
+        let quick = has("--quick") || env("TICKSHARD_BENCH_QUICK");
+        let repeat = std::env::var("TICKSHARD_BENCH_REPEAT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 1 } else { 3 });
         Self {
-            quick: has("--quick") || env("TICKSHARD_BENCH_QUICK"),
+            quick,
+            repeat,
             baselines: !has("--no-baselines"),
             cluster: !has("--no-cluster"),
             allow_fail: env("TICKSHARD_BENCH_ALLOW_FAIL"),
@@ -74,11 +83,15 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
     }
     let mut out = Vec::new();
     for mode in ["round-robin", "owner-aware"] {
+        // Scaling with processors at the real universe's size.
         for n in 1..=4 {
-            for symbols in [10, 500, 10_000] {
-                out.push(s(mode, n, symbols, 5_000_000, None));
-            }
+            out.push(s(mode, n, 500, 2_000_000, None));
         }
+        // Scaling with symbols at N = 3.
+        for symbols in [10, 10_000] {
+            out.push(s(mode, 3, symbols, 2_000_000, None));
+        }
+        // Latency at a fixed rate.
         out.push(s(mode, 3, 500, 1_000_000, Some(100_000)));
     }
     out
@@ -218,7 +231,9 @@ fn print_cluster(r: &ScenarioResult) {
 fn ratios(cluster: &[ScenarioResult], baselines: &[BaselineReport]) -> Vec<Ratio> {
     let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let mut out = Vec::new();
-    for c in cluster.iter().filter(|c| c.status == Status::Exact) {
+    // Throughput ratios only mean something for unthrottled runs.
+    let unthrottled = |c: &&ScenarioResult| c.status == Status::Exact && c.scenario.rate.is_none();
+    for c in cluster.iter().filter(unthrottled) {
         for b in baselines {
             out.push(Ratio {
                 kind: "ratio",
@@ -278,7 +293,10 @@ fn main() {
     if opts.cluster {
         let bins = Binaries::find(&common::profile_dir());
         let mut blocked: Option<String> = bins.as_ref().err().cloned();
-        for sc in scenarios(opts.quick) {
+        let runs = scenarios(opts.quick)
+            .into_iter()
+            .flat_map(|sc| std::iter::repeat_n(sc, opts.repeat.max(1)));
+        for sc in runs {
             let r = match (&blocked, &bins) {
                 (None, Ok(bins)) => {
                     let dir = tempfile::Builder::new()

@@ -20,8 +20,10 @@ use super::stats::{self, StatsCollector};
 use super::truth::{self, GroundTruth};
 use crate::common::Percentiles;
 
-/// Cluster namespace of every bench run.
-pub(crate) const NAMESPACE: &str = "bench";
+/// Cluster namespace of every bench run: the default one, so `feed-sim
+/// --mode owner-aware` finds the leases without extra options (each run
+/// has its own private Redis, so runs never share keys).
+pub(crate) const NAMESPACE: &str = tickshard::keys::DEFAULT_NAMESPACE;
 /// Partitions of a default cluster (all must be leased before we measure).
 pub(crate) const PARTITIONS: usize = tickshard::partition::DEFAULT_PARTITIONS as usize;
 
