@@ -14,9 +14,16 @@ pub(crate) struct Binaries {
     pub(crate) feed_sim: PathBuf,
 }
 
+/// Environment variable naming another directory holding both binaries
+/// (e.g. `benches/fixtures/fake`, stand-ins that exercise the harness).
+pub(crate) const BIN_DIR_ENV: &str = "TICKSHARD_BENCH_BIN_DIR";
+
 impl Binaries {
-    /// Finds both in `profile_dir`, or says how to build them.
+    /// Finds both in `$TICKSHARD_BENCH_BIN_DIR` or else `profile_dir`, or
+    /// says how to build them.
     pub(crate) fn find(profile_dir: &Path) -> Result<Self, String> {
+        let dir = std::env::var_os(BIN_DIR_ENV).map(PathBuf::from);
+        let profile_dir = dir.as_deref().unwrap_or(profile_dir);
         let tickshard = profile_dir.join("tickshard");
         let feed_sim = profile_dir.join("feed-sim");
         let missing: Vec<String> = [&tickshard, &feed_sim]

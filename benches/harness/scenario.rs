@@ -70,7 +70,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) scenario: Scenario,
     pub(crate) status: Status,
     pub(crate) reason: Option<String>,
-    /// Seconds from cluster ready to stored state exact.
+    /// Seconds from cluster ready (or the first stats interval in which
+    /// ticks were applied, if earlier) to stored state exact.
     pub(crate) elapsed_s: f64,
     /// `ticks / elapsed_s`: includes the final flush and settle.
     pub(crate) ticks_per_s: f64,
@@ -85,8 +86,15 @@ pub(crate) struct ScenarioResult {
     pub(crate) e2e_us: Percentiles,
     pub(crate) forward_us: Percentiles,
     pub(crate) flush_us: Percentiles,
-    /// Stats messages received / not parsed.
+    /// Stats messages received.
     pub(crate) stats_messages: usize,
+    /// The binaries came from `$TICKSHARD_BENCH_BIN_DIR` (e.g. the
+    /// stand-ins that test the harness): not a measurement of tickshard.
+    pub(crate) stand_ins: bool,
+}
+
+fn stand_ins() -> bool {
+    std::env::var_os(super::procs::BIN_DIR_ENV).is_some()
 }
 
 impl ScenarioResult {
@@ -106,6 +114,7 @@ impl ScenarioResult {
             forward_us: Percentiles::default(),
             flush_us: Percentiles::default(),
             stats_messages: 0,
+            stand_ins: stand_ins(),
         }
     }
 }
@@ -247,7 +256,7 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         },
     )
     .await?;
-    let started = Instant::now();
+    let ready_ms = tickshard::stats::now_ms();
 
     // The feed writes the ground truth once its last tick is sent.
     let send_budget = Duration::from_secs(30 + sc.ticks / 20_000);
@@ -282,7 +291,7 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let exact = last.is_exact();
-    let elapsed = started.elapsed().as_secs_f64();
+    let exact_ms = tickshard::stats::now_ms();
     let cpu_end = CpuSample::take(&pids);
     let rss: BTreeMap<String, f64> = pids
         .iter()
@@ -295,6 +304,16 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
     }
     let cpu_s = cpu_start.seconds_until(&cpu_end, cpu::clock_ticks_per_s());
     let snaps = collector.snapshots();
+    // The clock starts when the cluster is ready, or earlier if a
+    // processor already applied ticks before (the feed may start sending
+    // at its first client): the start of the first interval with work.
+    let first_work_ms = snaps
+        .iter()
+        .filter(|s| s.counters.get("applied").unwrap_or(0) > 0)
+        .map(|s| s.ts_ms.saturating_sub(s.interval_ms))
+        .min()
+        .unwrap_or(ready_ms);
+    let elapsed = exact_ms.saturating_sub(ready_ms.min(first_work_ms)) as f64 / 1000.0;
     let mut rates = stats::applied_rates(&snaps);
     rates.sort_by(f64::total_cmp);
     let sustained = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
@@ -317,5 +336,6 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         forward_us: stats::percentiles(&snaps, LatencyKind::Forward),
         flush_us: stats::percentiles(&snaps, LatencyKind::Flush),
         stats_messages: snaps.len(),
+        stand_ins: stand_ins(),
     })
 }

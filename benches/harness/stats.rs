@@ -92,29 +92,41 @@ pub(crate) fn percentiles(snapshots: &[StatsSnapshot], kind: LatencyKind) -> Per
     Percentiles::of(&merged(snapshots, kind).0)
 }
 
-/// Cluster-wide applied ticks per second, one value per whole second
-/// bucket in which every reporting instance published: the sum over
-/// instances of (applied now − applied at its previous snapshot) / elapsed.
+/// Cluster-wide applied ticks per second, one value per whole second in
+/// which instances published: for each instance, the applied ticks
+/// counted in the windows ending in that second divided by those windows'
+/// length, summed over instances.
 pub(crate) fn applied_rates(snapshots: &[StatsSnapshot]) -> Vec<f64> {
-    // Per instance, its snapshots in time order.
     let mut by_instance: BTreeMap<&str, Vec<&StatsSnapshot>> = BTreeMap::new();
     for s in snapshots {
         by_instance.entry(s.instance.as_str()).or_default().push(s);
     }
-    // Per second bucket: summed applied-ticks rate.
-    let mut buckets: BTreeMap<u64, f64> = BTreeMap::new();
-    for snaps in by_instance.values_mut() {
+    // second -> instance -> (applied ticks, milliseconds)
+    let mut buckets: BTreeMap<u64, BTreeMap<&str, (u64, u64)>> = BTreeMap::new();
+    let applied = |s: &StatsSnapshot| s.counters.get("applied").unwrap_or(0);
+    for (id, snaps) in by_instance.iter_mut() {
         snaps.sort_by_key(|s| s.ts_ms);
         for w in snaps.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            let dt = b.ts_ms.saturating_sub(a.ts_ms);
+            let dt = w[1].ts_ms.saturating_sub(w[0].ts_ms);
             if dt == 0 {
                 continue;
             }
-            let applied = |s: &StatsSnapshot| s.counters.get("applied").unwrap_or(0);
-            let d = applied(b).saturating_sub(applied(a));
-            *buckets.entry(b.ts_ms / 1000).or_default() += d as f64 * 1000.0 / dt as f64;
+            let d = applied(w[1]).saturating_sub(applied(w[0]));
+            let slot = buckets
+                .entry(w[1].ts_ms / 1000)
+                .or_default()
+                .entry(id)
+                .or_default();
+            slot.0 += d;
+            slot.1 += dt;
         }
     }
-    buckets.into_values().collect()
+    buckets
+        .into_values()
+        .map(|per| {
+            per.values()
+                .map(|(d, ms)| *d as f64 * 1000.0 / *ms as f64)
+                .sum()
+        })
+        .collect()
 }
