@@ -1,0 +1,181 @@
+//! The feed's ground truth (`feed-sim --record FILE`) and the exact
+//! comparison with what the cluster stored in `{ns}:sym:{SYMBOL}`. A run
+//! counts only when every symbol matches field for field and no extra
+//! symbol was stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+use tickshard::keys::Keys;
+use tickshard::tick::Symbol;
+
+/// One symbol in the ground truth.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub(crate) struct TruthSymbol {
+    pub(crate) count: u64,
+    pub(crate) volume: u64,
+    pub(crate) last_seq: u64,
+    pub(crate) last_px: String,
+    pub(crate) vwap_px: String,
+    #[serde(default)]
+    pub(crate) first_ts_ns: u64,
+    #[serde(default)]
+    pub(crate) last_ts_ns: u64,
+}
+
+/// The `--record` file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub(crate) struct GroundTruth {
+    pub(crate) ticks: u64,
+    pub(crate) symbols: BTreeMap<String, TruthSymbol>,
+}
+
+impl GroundTruth {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("ground truth: {e}"))
+    }
+
+    /// Reads the file; `Ok(None)` while it does not exist or is still being
+    /// written (does not parse yet).
+    pub(crate) fn read_if_complete(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        Self::parse(&text).ok()
+    }
+}
+
+/// The fields compared, in the stored hash's names.
+pub(crate) const COMPARED: [&str; 5] = ["count", "volume", "last_seq", "last_px", "vwap_px"];
+
+/// One difference between truth and store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mismatch {
+    pub(crate) symbol: String,
+    pub(crate) field: &'static str,
+    pub(crate) expected: String,
+    pub(crate) stored: Option<String>,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Comparison {
+    /// Symbols whose every compared field matched.
+    pub(crate) matched: usize,
+    /// Differences, in symbol order.
+    pub(crate) mismatches: Vec<Mismatch>,
+    /// Stored symbols the feed never sent.
+    pub(crate) extra: Vec<String>,
+}
+
+impl Comparison {
+    pub(crate) fn is_exact(&self) -> bool {
+        self.mismatches.is_empty() && self.extra.is_empty()
+    }
+
+    /// A one-line summary with the first few differences.
+    pub(crate) fn summary(&self) -> String {
+        let first: Vec<String> = self
+            .mismatches
+            .iter()
+            .take(3)
+            .map(|m| {
+                format!(
+                    "{}.{}: expected {} stored {}",
+                    m.symbol,
+                    m.field,
+                    m.expected,
+                    m.stored.as_deref().unwrap_or("nothing")
+                )
+            })
+            .collect();
+        format!(
+            "{} matched, {} mismatched fields, {} extra symbols; {}",
+            self.matched,
+            self.mismatches.len(),
+            self.extra.len(),
+            first.join("; ")
+        )
+    }
+}
+
+/// Compares `truth` with `stored` (symbol → its hash fields). Pure.
+pub(crate) fn compare(
+    truth: &GroundTruth,
+    stored: &BTreeMap<String, HashMap<String, String>>,
+) -> Comparison {
+    let mut out = Comparison::default();
+    for (sym, t) in &truth.symbols {
+        let h = stored.get(sym);
+        let expected = [
+            t.count.to_string(),
+            t.volume.to_string(),
+            t.last_seq.to_string(),
+            t.last_px.clone(),
+            t.vwap_px.clone(),
+        ];
+        let before = out.mismatches.len();
+        for (field, want) in COMPARED.iter().zip(expected) {
+            let got = h.and_then(|h| h.get(*field)).cloned();
+            if got.as_deref() != Some(want.as_str()) {
+                out.mismatches.push(Mismatch {
+                    symbol: sym.clone(),
+                    field,
+                    expected: want,
+                    stored: got,
+                });
+            }
+        }
+        if out.mismatches.len() == before {
+            out.matched += 1;
+        }
+    }
+    out.extra = stored
+        .iter()
+        .filter(|(s, h)| !h.is_empty() && !truth.symbols.contains_key(*s))
+        .map(|(s, _)| s.clone())
+        .collect();
+    out
+}
+
+/// Reads every `{ns}:sym:*` hash (found with SCAN) in one pipeline.
+pub(crate) async fn read_stored(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+) -> redis::RedisResult<BTreeMap<String, HashMap<String, String>>> {
+    // The prefix comes from the one place key names are built.
+    let probe: Symbol = "A"
+        .parse()
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Client, "probe symbol")))?;
+    let one = keys.sym(&probe);
+    let prefix = &one[..one.len() - 1];
+    let mut names: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        names.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut pipe = redis::pipe();
+    for n in &names {
+        pipe.hgetall(n);
+    }
+    let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+    Ok(names
+        .into_iter()
+        .zip(hashes)
+        .map(|(n, h)| (n[prefix.len()..].to_string(), h))
+        .collect())
+}
