@@ -18,17 +18,18 @@ pub async fn run_publisher(
     metrics: Arc<Metrics>,
     mut batches: mpsc::Receiver<OutgoingBatch>,
 ) {
-    let _ = &metrics;
     while let Some(batch) = batches.recv().await {
         match cluster
             .send(&batch.to, batch.hops, batch.frame.into())
             .await
         {
             Ok(0) => {
+                metrics.counters.dropped.add(batch.ticks as u64);
                 tracing::debug!(to = %batch.to, ticks = batch.ticks, "forwarded batch had no receiver; gap fill recovers it");
             }
             Ok(_) => {}
             Err(e) => {
+                metrics.counters.dropped.add(batch.ticks as u64);
                 tracing::warn!(to = %batch.to, ticks = batch.ticks, error = %e, "forwarding failed; gap fill recovers it");
             }
         }
