@@ -89,7 +89,7 @@ pub struct ProcessorArgs {
     #[arg(long, env = "TICKSHARD_GAP_REPLAY_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub gap_replay_ms: u64,
 
-    /// How long a gap may stay unfilled before it is skipped (counted and logged), in milliseconds.
+    /// How long a gap may go without progress before it is skipped (counted and logged), in milliseconds.
     #[arg(long, env = "TICKSHARD_GAP_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub gap_timeout_ms: u64,
 }
