@@ -51,6 +51,11 @@ pub struct RedisServerOptions {
     pub aof: bool,
     /// Extra `--flag value` arguments passed through.
     pub extra_args: Vec<String>,
+    /// Have the kernel stop the server (SIGTERM) when the thread that
+    /// started it exits, so it cannot outlive a crashed parent (Linux).
+    /// Only for a parent that starts it from a long-lived thread, such as
+    /// the demo's main thread.
+    pub die_with_parent: bool,
 }
 
 /// A running private `redis-server`.
@@ -181,6 +186,9 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        if self.options.die_with_parent {
+            die_with_parent(&mut cmd);
+        }
         cmd.args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -250,4 +258,24 @@ fn find_binary() -> Result<PathBuf, RedisServerError> {
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Asks the kernel to send the child SIGTERM when the spawning thread
+/// exits (Linux `PR_SET_PDEATHSIG`); a no-op elsewhere.
+pub fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes the prctl system call, which is async-signal-safe; it
+        // touches no memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }

@@ -26,13 +26,12 @@ impl ManagedChild {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // If the demo itself is killed (-9), its children follow instead
+        // of running on as orphans.
+        crate::redis_server::die_with_parent(&mut cmd);
+        let child = Command::from(cmd).kill_on_drop(true).spawn()?;
         Ok(Self {
             name: name.to_owned(),
             log,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DemoArgs;
-use crate::redis_server::{free_port, RedisServer, RedisServerError};
+use crate::redis_server::{free_port, RedisServer, RedisServerError, RedisServerOptions};
 pub use children::ManagedChild;
 use control::{DemoProcesses, ProcessorTemplate};
 
@@ -69,7 +69,10 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
     let (redis_url, _redis) = match &args.redis {
         Some(url) => (url.clone(), None),
         None => {
-            let server = RedisServer::start()?;
+            let server = RedisServer::start_with(RedisServerOptions {
+                die_with_parent: true,
+                ..Default::default()
+            })?;
             tracing::info!(url = %server.url(), "private redis-server started");
             (server.url(), Some(server))
         }
