@@ -2,7 +2,8 @@
 //! 500 universe show up on the dashboard's WebSocket with all partitions
 //! owned, throughput and latency; the page's buttons kill, start and stop
 //! processors and the partitions move; Ctrl-C (SIGINT) stops everything,
-//! leaving no child process and no temporary directory behind.
+//! leaving no child process and no temporary directory behind. A viewer
+//! that never reads slows nobody.
 
 // Test helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::demo::{alive_ids, all_owned_by, children_of, is_gone, still_running, Demo};
+use futures_util::StreamExt;
+use support::demo::{
+    alive_ids, all_owned_by, children_of, is_gone, still_running, stuck_client, Demo,
+};
 
 const P: usize = 64;
 /// Failover takes about one lease TTL (2 s) plus the orphan grace period;
@@ -71,6 +75,22 @@ async fn demo_runs_fails_over_scales_and_stops_cleanly_on_ctrl_c() {
         "redis-server, feed-sim and 3 processors: {names:?}"
     );
 
+    // A viewer that never reads (with a tiny receive window) costs the
+    // others nothing: frames keep coming every 250 ms, and the failover
+    // below is watched with it connected.
+    let stuck = stuck_client(demo.addr).await;
+    let window = Instant::now();
+    let mut frames = 0;
+    while window.elapsed() < Duration::from_secs(2) {
+        if let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+            frames += 1;
+        }
+    }
+    assert!(
+        frames >= 4,
+        "only {frames} frames in 2 s beside a stuck viewer"
+    );
+
     // Kill -9 p2 as the page's button does: it goes, the others take its
     // partitions.
     let (status, body) = demo.press("kill", Some("p2")).await;
@@ -122,6 +142,15 @@ async fn demo_runs_fails_over_scales_and_stops_cleanly_on_ctrl_c() {
         |s| is_gone(s, "p1") && all_owned_by(s, P, &ids(&["p3", "p4"])),
     )
     .await;
+    // All of the above was seen with the stuck viewer still connected.
+    // (It is cut off once a send blocks for the 5 s send timeout; on
+    // loopback the kernel grows the send buffer to megabytes first, so
+    // that takes longer than this test runs.)
+    demo.frame_where(&mut ws, Duration::from_secs(5), "two viewers", |s| {
+        s["dashboard"]["connected_clients"] == 2
+    })
+    .await;
+    drop(stuck);
     drop(ws);
 
     // Ctrl-C: exit 0, every child gone, the temp directory removed.

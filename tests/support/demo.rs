@@ -166,6 +166,20 @@ impl Demo {
     }
 }
 
+/// A WebSocket client on `/ws` that never reads, with a receive buffer
+/// so small that the server's sends block after a frame or two.
+pub async fn stuck_client(
+    addr: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(addr).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+        .await
+        .expect("ws handshake");
+    ws
+}
+
 impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
