@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::demo::{
-    alive_ids, all_owned_by, children_of, is_gone, still_running, stuck_client, Demo,
+    alive_ids, all_owned_by, children_of, is_gone, still_running, stuck_client, tcp_send_queue,
+    Demo,
 };
 
 const P: usize = 64;
@@ -142,14 +143,21 @@ async fn demo_runs_fails_over_scales_and_stops_cleanly_on_ctrl_c() {
         |s| is_gone(s, "p1") && all_owned_by(s, P, &ids(&["p3", "p4"])),
     )
     .await;
-    // All of the above was seen with the stuck viewer still connected.
-    // (It is cut off once a send blocks for the 5 s send timeout; on
-    // loopback the kernel grows the send buffer to megabytes first, so
-    // that takes longer than this test runs.)
+    // All of the above was seen with the stuck viewer still connected and
+    // a backlog of unread frames piling up for it in the kernel. (It is cut
+    // off once a send blocks for the 5 s send timeout; on loopback the
+    // kernel grows the send buffer to megabytes first, which takes longer
+    // than this test runs.)
     demo.frame_where(&mut ws, Duration::from_secs(5), "two viewers", |s| {
         s["dashboard"]["connected_clients"] == 2
     })
     .await;
+    let stuck_local = stuck.get_ref().local_addr().unwrap();
+    let backlog = tcp_send_queue(demo.addr, stuck_local);
+    assert!(
+        backlog.is_some_and(|b| b > 64 * 1024),
+        "unread frames queued for the stuck viewer: {backlog:?} bytes"
+    );
     drop(stuck);
     drop(ws);
 

@@ -180,6 +180,21 @@ pub async fn stuck_client(
     ws
 }
 
+/// Bytes queued in the kernel for sending on the TCP connection from
+/// `local` to `remote` (IPv4 loopback), from `/proc/net/tcp`.
+pub fn tcp_send_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    let hex = |a: SocketAddr| format!(":{:04X}", a.port());
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (l, r, queues) = (f.get(1)?, f.get(2)?, f.get(4)?);
+        if !(l.ends_with(&hex(local)) && r.ends_with(&hex(remote))) {
+            return None;
+        }
+        u64::from_str_radix(queues.split(':').next()?, 16).ok()
+    })
+}
+
 impl Drop for Demo {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
