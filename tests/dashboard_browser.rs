@@ -31,7 +31,14 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 fn find_chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("TICKSHARD_CHROMIUM") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "TICKSHARD_CHROMIUM={} is not a file: point it at a Chromium binary, \
+             or unset it and run `scripts/setup chromium`",
+            p.display()
+        );
+        return Some(p);
     }
     ["chromium", "chromium-browser"]
         .iter()
