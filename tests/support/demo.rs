@@ -20,7 +20,7 @@ use super::fleet::{feed_sim_bin, tickshard_bin};
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A running `tickshard demo`; killed (-9) on drop if still running.
+/// A running `tickshard demo`; stopped with Ctrl-C (SIGINT) on drop.
 pub struct Demo {
     pub child: Child,
     pub pid: u32,
@@ -92,6 +92,12 @@ impl Demo {
         };
         let found = tokio::time::timeout(Duration::from_secs(30), banner).await;
         let Ok(Some((addr, logs))) = found else {
+            for c in children_of(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.start_kill();
             panic!(
                 "the demo printed no dashboard/logs banner\nstderr:\n{}",
@@ -196,7 +202,28 @@ pub fn tcp_send_queue(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
 }
 
 impl Drop for Demo {
+    /// Ctrl-C, so the demo stops its children itself; if it has not exited
+    /// within 20 s, SIGKILL it and everything it started.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let children = children_of(self.pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for c in children.iter().filter(|c| still_running(c)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.start_kill();
     }
 }
