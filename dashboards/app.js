@@ -36,6 +36,12 @@
     if (us < 1e6) return (us / 1000).toFixed(us < 1e4 ? 2 : 1) + " ms";
     return (us / 1e6).toFixed(2) + " s";
   }
+  // Axis labels of the log latency chart (powers of ten): "1 ms", not "1.00 ms".
+  function fmtUsAxis(us) {
+    if (us < 1000) return Math.round(us) + " µs";
+    if (us < 1e6) return +(us / 1000).toPrecision(3) + " ms";
+    return +(us / 1e6).toPrecision(3) + " s";
+  }
   function fmtTime(ms) {
     const d = new Date(ms);
     return d.toTimeString().slice(0, 8);
@@ -373,7 +379,7 @@
       ctx.lineWidth = 1;
       ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(w - R, y); ctx.stroke();
       ctx.fillStyle = "#7d8aa3";
-      ctx.fillText(opts.fmt(v), L - 8, y);
+      ctx.fillText((opts.axisFmt || opts.fmt)(v), L - 8, y);
     }
     // x labels every minute (or 30 s for short spans)
     ctx.textAlign = "center";
@@ -450,7 +456,7 @@
     drawChart($("chart-tp"), hist, TP_SERIES,
       { get: (p, k) => p[k] || 0, fmt: (v) => fmtNum(v) }, hover.tp);
     drawChart($("chart-lat"), hist.filter((p) => p.latency_us && p.latency_us.count > 0), LAT_SERIES,
-      { log: true, get: (p, k) => p.latency_us[k] || 0, fmt: fmtUs }, hover.lat);
+      { log: true, get: (p, k) => p.latency_us[k] || 0, fmt: fmtUs, axisFmt: fmtUsAxis }, hover.lat);
   }
   for (const [id, key] of [["chart-tp", "tp"], ["chart-lat", "lat"]]) {
     const cv = $(id);

@@ -5,6 +5,7 @@
 //! uses every helper.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod demo;
 pub mod fleet;
 
 use std::future::Future;
