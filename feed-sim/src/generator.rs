@@ -11,6 +11,10 @@ use tickshard::tick::Price;
 use crate::source::NewTick;
 use crate::universe::SymbolSpec;
 
+/// How strongly prices lean back toward their start: at 10 % above it an
+/// up-move has probability 0.5 - 0.3 = 0.2.
+const REVERSION: f64 = 3.0;
+
 /// One price step: a cent, in fixed-point units.
 const CENT: i64 = Price::SCALE / 100;
 /// Chance per tick of starting a burst.
@@ -83,18 +87,25 @@ impl Generator {
         }
     }
 
-    fn step(&mut self, in_burst: bool) -> i64 {
+    /// One price move of symbol `i`: mostly none, else a cent or a few
+    /// (in bursts). The direction leans back toward the start price, more
+    /// the further the price has wandered (a mean-reverting walk), so a
+    /// long run stays in a realistic band instead of drifting by tens of
+    /// percent.
+    fn step(&mut self, i: usize, in_burst: bool) -> i64 {
         let r = self.rng.random::<f64>();
-        let max = if in_burst { 3 } else { 1 };
         if r < 0.55 {
-            0
+            return 0;
+        }
+        let max = if in_burst { 3 } else { 1 };
+        let cents = self.rng.random_range(1..=max);
+        let start = self.specs[i].start_px.units().max(CENT) as f64;
+        let drift = (self.prices[i] as f64 - start) / start;
+        let p_up = (0.5 - REVERSION * drift).clamp(0.1, 0.9);
+        if self.rng.random::<f64>() < p_up {
+            cents * CENT
         } else {
-            let cents = self.rng.random_range(1..=max);
-            if r < 0.775 {
-                cents * CENT
-            } else {
-                -cents * CENT
-            }
+            -cents * CENT
         }
     }
 
@@ -111,7 +122,7 @@ impl Generator {
         } else {
             self.draw_symbol()
         };
-        let step = self.step(in_burst);
+        let step = self.step(i, in_burst);
         let px = (self.prices[i] + step).max(CENT);
         self.prices[i] = px;
         let size = self.draw_size();
@@ -140,6 +151,22 @@ mod tests {
         let tc: Vec<_> = (0..1000).map(|_| c.next_tick(1)).collect();
         assert_eq!(ta, tb);
         assert_ne!(ta, tc);
+    }
+
+    #[test]
+    fn a_cheap_symbol_stays_in_a_realistic_band_over_a_long_run() {
+        let mut specs = universe::synthetic(1, 1);
+        specs[0].start_px = Price::from_units(28_500).unwrap(); // 2.85
+        let start = specs[0].start_px.units() as f64;
+        let mut g = Generator::new(specs, 4);
+        let worst = (0..200_000)
+            .map(|_| (g.next_tick(1).price.units() as f64 - start).abs() / start)
+            .fold(0.0, f64::max);
+        assert!(
+            worst < 0.25,
+            "wandered {:.0}% from the start",
+            worst * 100.0
+        );
     }
 
     #[test]
