@@ -5,6 +5,31 @@
 
 use crate::tick::{InstanceId, PartitionId, Symbol};
 
+/// Every key matching `pattern` (Redis glob), found with `SCAN` so a large
+/// keyspace never blocks the server.
+pub async fn scan_matching<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut names = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        names.extend(batch);
+        if next == 0 {
+            return Ok(names);
+        }
+        cursor = next;
+    }
+}
+
 /// Default cluster namespace.
 pub const DEFAULT_NAMESPACE: &str = "tickshard";
 
@@ -58,6 +83,11 @@ impl Keys {
     /// `{ns}:sym:{SYMBOL}` hash: the symbol's persisted state.
     pub fn sym(&self, s: &Symbol) -> String {
         format!("{}:sym:{}", self.ns, s)
+    }
+
+    /// Prefix of all symbol state keys (`{ns}:sym:`), for scans.
+    pub fn sym_prefix(&self) -> String {
+        format!("{}:sym:", self.ns)
     }
 
     /// `{ns}:psyms:{p}` set: symbols seen in partition p.

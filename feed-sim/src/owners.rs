@@ -35,23 +35,7 @@ pub async fn snapshot(
         .and_then(|p| p.parse::<u32>().ok())
         .and_then(NonZeroU32::new);
     let prefix = keys.lease_prefix();
-    let mut lease_keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        lease_keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let lease_keys = tickshard::keys::scan_matching(conn, &format!("{prefix}*")).await?;
     let mut map = OwnerMap {
         partitions,
         ..OwnerMap::default()

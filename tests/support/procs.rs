@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// A running child process.
 pub struct Proc {
     child: Child,
@@ -124,26 +122,25 @@ impl Drop for Proc {
     }
 }
 
-/// GETs `path` from `addr` and parses the JSON body; `None` on any failure
-/// or after `timeout` (a stopped process never answers).
+/// GETs `path` from `addr` and parses the JSON body; `None` on any failure,
+/// a status other than 200, or after `timeout` (a stopped process never
+/// answers).
 pub async fn get_json(addr: &str, path: &str, timeout: Duration) -> Option<serde_json::Value> {
-    serde_json::from_str(&get_text(addr, path, timeout).await?).ok()
+    let (status, body) = tokio::time::timeout(timeout, super::fleet::http_get(addr, path))
+        .await
+        .ok()
+        .flatten()?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
 }
 
-/// GETs `path` from `addr`; the body of a 200 answer, else `None`.
+/// GETs `path` from `addr` and returns the body of a 200 answer; `None`
+/// otherwise or after `timeout`.
 pub async fn get_text(addr: &str, path: &str, timeout: Duration) -> Option<String> {
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8(buf).ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        Some(body.to_owned())
-    };
-    tokio::time::timeout(timeout, fetch).await.ok().flatten()
+    match tokio::time::timeout(timeout, super::fleet::http_get(addr, path)).await {
+        Ok(Some((200, body))) => Some(body),
+        _ => None,
+    }
 }
