@@ -71,3 +71,6 @@ where
 }
 
 pub mod procs;
+pub mod chaos;
+pub mod claims;
+pub mod proxy;
