@@ -132,7 +132,10 @@ async fn every_feed_connection_cut_and_reconnected_is_exact() {
             },
         )
         .await;
-        eprintln!("[feedcut] round {round}: all reconnected after {:?}", t0.elapsed());
+        eprintln!(
+            "[feedcut] round {round}: all reconnected after {:?}",
+            t0.elapsed()
+        );
     }
     let truth = c.finish().await;
     assert_eq!(truth.ticks, 200_000);

@@ -51,7 +51,10 @@ async fn sigkill_of_one_processor_mid_stream_is_exact() {
         leases_all_held_without(&c, "p2")
     })
     .await;
-    eprintln!("[kill1] p2's partitions re-owned {:?} after SIGKILL", t0.elapsed());
+    eprintln!(
+        "[kill1] p2's partitions re-owned {:?} after SIGKILL",
+        t0.elapsed()
+    );
     let truth = c.finish().await;
     assert_eq!(truth.ticks, 150_000);
 }
@@ -103,15 +106,20 @@ async fn sigstop_past_three_lease_ttls_is_fenced_and_exact() {
         || async { leases_of(&c, "p3").await.is_empty() },
     )
     .await;
-    eprintln!("[stop] p3's partitions re-owned {:?} after SIGSTOP", t_stop.elapsed());
+    eprintln!(
+        "[stop] p3's partitions re-owned {:?} after SIGSTOP",
+        t_stop.elapsed()
+    );
     // The fault under test: stay frozen for 3.5 lease TTLs in all.
     tokio::time::sleep_until((t_stop + Duration::from_millis(3 * LEASE_MS + LEASE_MS / 2)).into())
         .await;
     c.members[2].proc.cont();
     // p3 comes back and owns a share again, at new epochs.
-    support::wait_until(Duration::from_secs(15), "p3 owns partitions again", || async {
-        !leases_of(&c, "p3").await.is_empty()
-    })
+    support::wait_until(
+        Duration::from_secs(15),
+        "p3 owns partitions again",
+        || async { !leases_of(&c, "p3").await.is_empty() },
+    )
     .await;
     let fenced = c
         .counter_of(&c.members[2], "tickshard_fenced_rejected_total")

@@ -67,7 +67,10 @@ async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {
         },
     )
     .await;
-    eprintln!("[cut] p3's partitions re-owned {:?} after the cut", t_cut.elapsed());
+    eprintln!(
+        "[cut] p3's partitions re-owned {:?} after the cut",
+        t_cut.elapsed()
+    );
     // p3 still receives ticks from the feed while cut off.
     let ticks_cut = c
         .counter_of(&c.members[p3], "tickshard_ticks_in_total")
@@ -82,9 +85,11 @@ async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {
     // The link comes back: whatever p3 wrote meanwhile now reaches Redis,
     // where the fence rejects it.
     c.members[p3].redis_proxy.as_ref().unwrap().resume();
-    support::wait_until(Duration::from_secs(15), "p3 owns partitions again", || async {
-        !leases_of(c.conn.clone(), &c.ns, "p3").await.is_empty()
-    })
+    support::wait_until(
+        Duration::from_secs(15),
+        "p3 owns partitions again",
+        || async { !leases_of(c.conn.clone(), &c.ns, "p3").await.is_empty() },
+    )
     .await;
     let log = c.members[p3].proc.log();
     let fenced = c
@@ -133,7 +138,28 @@ async fn redis_restarted_with_aof_mid_stream_loses_nothing() {
     })
     .await;
     c.wait_all_owned().await;
-    eprintln!("[aof] processing resumed {:?} after the restart", t0.elapsed());
+    eprintln!(
+        "[aof] processing resumed {:?} after the restart",
+        t0.elapsed()
+    );
+    // The stats connections recovered too: every instance publishes again.
+    let client = redis::Client::open(c.redis.url()).unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.subscribe(format!("{}:stats", c.ns)).await.unwrap();
+    let mut stream = ps.on_message();
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(msg)) =
+            tokio::time::timeout(left, futures_util::StreamExt::next(&mut stream)).await
+        else {
+            panic!("stats after the Redis restart only from {seen:?}");
+        };
+        let v: serde_json::Value = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        seen.insert(v["instance"].as_str().unwrap_or_default().to_owned());
+    }
+    drop(stream);
     let truth = c.finish().await;
     assert_eq!(truth.ticks, 200_000);
 }
@@ -170,7 +196,10 @@ async fn redis_unreachable_for_ten_seconds_pauses_processing_and_loses_nothing()
     })
     .await;
     c.wait_all_owned().await;
-    eprintln!("[frozen] processing resumed {:?} after Redis came back", t1.elapsed());
+    eprintln!(
+        "[frozen] processing resumed {:?} after Redis came back",
+        t1.elapsed()
+    );
     let truth = c.finish().await;
     assert_eq!(truth.ticks, 250_000);
 }

@@ -99,7 +99,9 @@ async fn soak_random_faults_stay_exact_with_bounded_memory() {
         last_ticks = (now, ticks);
         if now >= next_fault {
             next_fault += every;
-            k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            k = k
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let fault = FAULTS[(k >> 33) % FAULTS.len()];
             let i = (k >> 40) % c.members.len();
             let at = t0.elapsed().as_secs();

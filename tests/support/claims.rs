@@ -194,7 +194,9 @@ pub fn check_claims(claims: &[Claim]) -> Result<(), Vec<String>> {
     //    one instance are recorded in request order).
     let mut last: BTreeMap<(&str, u32), u64> = BTreeMap::new();
     for c in claims {
-        let e = last.entry((c.inst.as_str(), c.partition)).or_insert(c.epoch);
+        let e = last
+            .entry((c.inst.as_str(), c.partition))
+            .or_insert(c.epoch);
         if c.epoch < *e {
             bad.push(format!(
                 "{} claimed partition {} at epoch {} after epoch {}",
@@ -209,9 +211,10 @@ pub fn check_claims(claims: &[Claim]) -> Result<(), Vec<String>> {
     //    the earliest proof of the new one (an answer received).
     let mut spans: BTreeMap<(u32, u64), (&str, Instant, Instant)> = BTreeMap::new();
     for c in claims {
-        let s = spans
-            .entry((c.partition, c.epoch))
-            .or_insert((c.inst.as_str(), c.received, c.sent));
+        let s =
+            spans
+                .entry((c.partition, c.epoch))
+                .or_insert((c.inst.as_str(), c.received, c.sent));
         s.1 = s.1.min(c.received);
         s.2 = s.2.max(c.sent);
     }

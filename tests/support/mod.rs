@@ -70,7 +70,7 @@ where
     }
 }
 
-pub mod procs;
 pub mod chaos;
 pub mod claims;
+pub mod procs;
 pub mod proxy;
