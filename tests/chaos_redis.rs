@@ -43,7 +43,7 @@ async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {
         )
         .await;
     c.wait_all_owned().await;
-    c.start_feed(&feed_args("200000", "40000", "31"));
+    c.start_feed(&feed_args("300000", "40000", "31"));
     c.wait_ticks_in(30_000, Duration::from_secs(30)).await;
     let held_before = leases_of(c.conn.clone(), &c.ns, "p3").await;
     assert!(!held_before.is_empty(), "p3 owned nothing before the cut");
@@ -108,8 +108,34 @@ async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {
         lost_logged || fenced > 0,
         "no sign of the fence on p3 (held {held_before:?})\n{log}"
     );
+    // Second cut, ended by closing the held connections instead: p3 must
+    // notice, reconnect every connection (cluster, pub/sub, store, stats)
+    // and come back.
+    let total_before = c.sum_counter("tickshard_ticks_in_total").await;
+    c.wait_ticks_in(total_before + 30_000, Duration::from_secs(30))
+        .await;
+    let t_cut = Instant::now();
+    c.members[p3].redis_proxy.as_ref().unwrap().blackhole();
+    support::wait_until(
+        Duration::from_secs(3 * LEASE_MS / 1000 + 3),
+        "p3's partitions re-owned again",
+        || async { leases_of(c.conn.clone(), &c.ns, "p3").await.is_empty() },
+    )
+    .await;
+    // The second fault also lasts 3 lease TTLs.
+    tokio::time::sleep_until((t_cut + Duration::from_millis(3 * LEASE_MS)).into()).await;
+    let proxy = c.members[p3].redis_proxy.as_ref().unwrap();
+    proxy.cut();
+    proxy.resume();
+    support::wait_until(
+        Duration::from_secs(15),
+        "p3 owns partitions after reconnecting",
+        || async { !leases_of(c.conn.clone(), &c.ns, "p3").await.is_empty() },
+    )
+    .await;
+    eprintln!("[cut] p3 back after the closed cut {:?}", t_cut.elapsed());
     let truth = c.finish().await;
-    assert_eq!(truth.ticks, 200_000);
+    assert_eq!(truth.ticks, 300_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
