@@ -71,4 +71,7 @@ where
     }
 }
 
+pub mod chaos;
+pub mod claims;
 pub mod procs;
+pub mod proxy;

@@ -1,0 +1,349 @@
+//! The chaos scenario harness: a private redis-server, `tickshard
+//! processor` processes (each optionally behind a [`Proxy`] to Redis or to
+//! the feed), a `feed-sim` recording its ground truth, a claims recorder
+//! on every processor and a lease watcher on Redis. A scenario starts the
+//! fleet, injects its faults, then [`Chaos::finish`] asserts exact results
+//! and clean ownership.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::claims::{Claims, LeaseWatcher};
+use super::fleet::{
+    assert_exact, feed_sim_bin, read_truth, tickshard_bin, wait_all_owned, GroundTruth,
+};
+use super::procs::{get_text, Proc};
+use super::proxy::Proxy;
+use super::{RedisServer, RedisServerOptions};
+
+/// Partitions of every chaos cluster (the default).
+pub const PARTITIONS: u32 = 64;
+
+/// Time for the cluster to settle and every symbol to match after the feed
+/// stops (generous: the machine is shared and faults slow recovery).
+pub const SETTLE: Duration = Duration::from_secs(60);
+
+/// One processor slot: its process and the proxies in front of it.
+pub struct Member {
+    /// The running process (replaced on restart).
+    pub proc: Proc,
+    /// Proxy between this processor and Redis, if any.
+    pub redis_proxy: Option<Proxy>,
+    /// Proxy between this processor and the feed, if any.
+    pub feed_proxy: Option<Proxy>,
+}
+
+/// A running scenario.
+pub struct Chaos {
+    pub redis: RedisServer,
+    pub conn: redis::aio::MultiplexedConnection,
+    pub ns: String,
+    pub lease_ms: u64,
+    pub feed_url: String,
+    pub feed: Option<Proc>,
+    pub members: Vec<Member>,
+    pub claims: Claims,
+    leases: Option<LeaseWatcher>,
+    truth_path: PathBuf,
+    /// Processes that ended (kept for their logs on failure).
+    pub retired: Vec<Proc>,
+    _dir: tempfile::TempDir,
+    pub started: Instant,
+}
+
+/// How a processor reaches Redis and the feed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Via {
+    /// Through a TCP proxy to Redis.
+    pub redis_proxy: bool,
+    /// Through a TCP proxy to the feed.
+    pub feed_proxy: bool,
+}
+
+impl Chaos {
+    /// Redis (with `options`) and the feed's address; no processes yet.
+    pub async fn new(ns: &str, lease_ms: u64, options: RedisServerOptions) -> Chaos {
+        let redis = super::redis_with(options);
+        let conn = super::connect(&redis).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let truth_path = dir.path().join("truth.json");
+        let port = tickshard::redis_server::free_port().expect("free port");
+        let leases = LeaseWatcher::start(&redis.url(), ns, PARTITIONS);
+        Chaos {
+            redis,
+            conn,
+            ns: ns.to_owned(),
+            lease_ms,
+            feed_url: format!("ws://127.0.0.1:{port}"),
+            feed: None,
+            members: Vec::new(),
+            claims: Claims::new(),
+            leases: Some(leases),
+            truth_path,
+            retired: Vec::new(),
+            _dir: dir,
+            started: Instant::now(),
+        }
+    }
+
+    /// [`Chaos::new`] plus `n` processors `p1..pn` owning every partition.
+    pub async fn with_processors(ns: &str, n: usize, lease_ms: u64, via: Via) -> Chaos {
+        let mut c = Chaos::new(ns, lease_ms, RedisServerOptions::default()).await;
+        for i in 1..=n {
+            c.add(&format!("p{i}"), via).await;
+        }
+        c.wait_all_owned().await;
+        c
+    }
+
+    /// Starts processor `id` as a new member; returns its index.
+    pub async fn add(&mut self, id: &str, via: Via) -> usize {
+        let redis_proxy = match via.redis_proxy {
+            true => Some(Proxy::start(&format!("127.0.0.1:{}", self.redis.port())).await),
+            false => None,
+        };
+        let feed_proxy = match via.feed_proxy {
+            true => Some(Proxy::start(self.feed_url.trim_start_matches("ws://")).await),
+            false => None,
+        };
+        let m = Member {
+            proc: self.spawn_proc(id, redis_proxy.as_ref(), feed_proxy.as_ref()),
+            redis_proxy,
+            feed_proxy,
+        };
+        self.claims.watch(&m.proc).await;
+        self.members.push(m);
+        self.members.len() - 1
+    }
+
+    fn spawn_proc(&self, id: &str, redis: Option<&Proxy>, feed: Option<&Proxy>) -> Proc {
+        let redis_url = match redis {
+            Some(p) => format!("redis://{}/", p.addr()),
+            None => self.redis.url(),
+        };
+        let feed_url = match feed {
+            Some(p) => format!("ws://{}", p.addr()),
+            None => self.feed_url.clone(),
+        };
+        let args: Vec<String> = [
+            "processor",
+            "--redis",
+            &redis_url,
+            "--feed",
+            &feed_url,
+            "--id",
+            id,
+            "--cluster",
+            &self.ns,
+            "--lease-ms",
+            &self.lease_ms.to_string(),
+            "--http",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Proc::spawn(
+            id,
+            tickshard_bin().to_str().expect("utf-8 path"),
+            &args,
+            &[("RUST_LOG", "info")],
+        )
+    }
+
+    /// Starts the feed (with `--record`, `--redis` and `--cluster` added).
+    pub fn start_feed(&mut self, args: &[&str]) {
+        let record = self.truth_path.to_str().expect("utf-8 path").to_owned();
+        let url = self.redis.url();
+        let listen = self.feed_url.trim_start_matches("ws://").to_owned();
+        let mut all: Vec<String> = vec!["--listen".into(), listen];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all.extend(
+            ["--record", &record, "--redis", &url, "--cluster", &self.ns]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        self.feed = Some(Proc::spawn(
+            "feed-sim",
+            feed_sim_bin().to_str().expect("utf-8 path"),
+            &all,
+            &[("RUST_LOG", "info")],
+        ));
+        self.started = Instant::now();
+    }
+
+    /// A fresh connection for the test's own reads (after a Redis restart).
+    pub async fn reconnect(&mut self) {
+        self.conn = super::connect(&self.redis).await;
+    }
+
+    /// Waits until every partition's lease is held.
+    pub async fn wait_all_owned(&mut self) {
+        wait_all_owned(
+            &mut self.conn,
+            &self.ns,
+            PARTITIONS,
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+
+    /// Waits until the live processors have received `ticks` ticks between
+    /// them (the stream's progress, from their counters).
+    pub async fn wait_ticks_in(&self, ticks: u64, timeout: Duration) {
+        super::wait_until(timeout, &format!("{ticks} ticks received"), || async {
+            self.sum_counter("tickshard_ticks_in_total").await >= ticks
+        })
+        .await;
+    }
+
+    /// Sum of a counter over the live processors' `/metrics`.
+    pub async fn sum_counter(&self, name: &str) -> u64 {
+        let mut sum = 0;
+        for m in &self.members {
+            sum += self.counter_of(m, name).await.unwrap_or(0);
+        }
+        sum
+    }
+
+    /// One processor's counter, if it answers.
+    pub async fn counter_of(&self, m: &Member, name: &str) -> Option<u64> {
+        let addr = m.proc.http_addr(Duration::from_secs(5)).await;
+        let body = get_text(&addr, "/metrics", Duration::from_millis(500)).await?;
+        Some(counter(&body, name))
+    }
+
+    /// SIGKILLs member `i` and waits for it to die.
+    pub fn kill9(&mut self, i: usize) {
+        self.claims.unwatch(&self.members[i].proc);
+        self.members[i].proc.kill9();
+        self.members[i].proc.wait_exit(Duration::from_secs(5));
+    }
+
+    /// SIGTERMs member `i` and waits (up to 20 s) for a clean exit.
+    pub fn term(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        m.proc.term();
+        let status = m.proc.wait_exit(Duration::from_secs(20));
+        self.claims.unwatch(&self.members[i].proc);
+        let m = &self.members[i];
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} did not exit cleanly on SIGTERM: {status:?}\n{}",
+            m.proc.name,
+            m.proc.log()
+        );
+    }
+
+    /// Starts member `i` again (same id, same proxies) after it ended.
+    pub async fn restart(&mut self, i: usize) {
+        let id = self.members[i].proc.name.clone();
+        let fresh = self.spawn_proc(
+            &id,
+            self.members[i].redis_proxy.as_ref(),
+            self.members[i].feed_proxy.as_ref(),
+        );
+        let old = std::mem::replace(&mut self.members[i].proc, fresh);
+        self.retired.push(old);
+        self.claims.watch(&self.members[i].proc).await;
+    }
+
+    /// Removes member `i` (already stopped) from the fleet, keeping its log.
+    pub fn retire(&mut self, i: usize) {
+        let m = self.members.remove(i);
+        self.retired.push(m.proc);
+    }
+
+    /// Waits for the ground truth, then asserts every symbol exact, the
+    /// claims clean and the lease epochs monotonic. Returns the truth.
+    pub async fn finish(mut self) -> GroundTruth {
+        let truth = read_truth(&self.truth_path, Duration::from_secs(180)).await;
+        let sent_after = self.started.elapsed();
+        {
+            let mut all: Vec<&Proc> = self.members.iter().map(|m| &m.proc).collect();
+            all.extend(self.retired.iter());
+            if let Some(f) = &self.feed {
+                all.push(f);
+            }
+            assert_exact(&mut self.conn, &self.ns, &truth, SETTLE, &all).await;
+        }
+        eprintln!(
+            "[{}] {} ticks, {} symbols exact; feed done after {sent_after:?}, exact after {:?}",
+            self.ns,
+            truth.ticks,
+            truth.symbols.len(),
+            self.started.elapsed()
+        );
+        // Keep recording through the settled state for a moment.
+        let n = self.claims.answers();
+        let more = 10 * self.members.len() as u64;
+        super::wait_until(
+            Duration::from_secs(10),
+            "ownership polled after settling",
+            || async { self.claims.answers() > n + more },
+        )
+        .await;
+        let claims = std::mem::take(&mut self.claims).finish().await;
+        eprintln!("[{}] {} ownership claims checked", self.ns, claims.len());
+        if let Some(l) = self.leases.take() {
+            l.check().await;
+        }
+        truth
+    }
+}
+
+/// The owner named by every lease key of `ns` (`None`: not held, or Redis
+/// did not answer).
+pub async fn lease_owners(
+    mut conn: redis::aio::MultiplexedConnection,
+    ns: &str,
+) -> Vec<Option<String>> {
+    let keys: Vec<String> = (0..PARTITIONS).map(|p| format!("{ns}:lease:{p}")).collect();
+    let read = tokio::time::timeout(
+        Duration::from_secs(1),
+        redis::cmd("MGET")
+            .arg(&keys)
+            .query_async::<Vec<Option<String>>>(&mut conn),
+    )
+    .await;
+    match read {
+        Ok(Ok(vals)) if vals.len() == keys.len() => vals
+            .into_iter()
+            .map(|v| Some(v?.rsplit_once(':')?.0.to_owned()))
+            .collect(),
+        _ => vec![None; keys.len()],
+    }
+}
+
+/// Partitions whose lease key names `id`.
+pub async fn leases_of(conn: redis::aio::MultiplexedConnection, ns: &str, id: &str) -> Vec<u32> {
+    lease_owners(conn, ns)
+        .await
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.as_deref() == Some(id))
+        .map(|(p, _)| p as u32)
+        .collect()
+}
+
+/// A counter's value in a Prometheus text body (summed over labels).
+pub fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Resident set size of `pid` in KiB, from `/proc/PID/status`.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
