@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
-use super::error::{redact_url, ClusterError};
+use super::error::ClusterError;
+use crate::redis_conn::RedisConfigError;
 use super::events::{now_ms, ClusterEvent};
 use super::handle::{ClusterHandle, Counters, Shared};
 use super::lease::LeaseScripts;
@@ -26,8 +27,9 @@ use super::{Cluster, ClusterChannels};
 /// How long start-up waits for Redis before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// `url` is already redacted.
 fn classify(url: &str, e: redis::RedisError) -> ClusterError {
-    let url = redact_url(url);
+    let url = url.to_owned();
     let reason = e.to_string();
     let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
@@ -60,7 +62,7 @@ pub(crate) async fn connect(
     match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
         Ok(r) => r.map_err(|e| classify(url, e)),
         Err(_) => Err(ClusterError::Unreachable {
-            url: redact_url(url),
+            url: url.to_owned(),
             reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
         }),
     }
@@ -82,13 +84,16 @@ impl Cluster {
         opts: ClusterOptions,
     ) -> Result<(ClusterHandle, ClusterRuntime, ClusterChannels), ClusterError> {
         let timings = Timings::for_lease(opts.lease);
-        let client =
-            redis::Client::open(opts.redis_url.as_str()).map_err(|e| ClusterError::InvalidUrl {
-                url: redact_url(&opts.redis_url),
-                reason: e.to_string(),
-            })?;
-        let mut control = connect(&client, &opts.redis_url, &timings).await?;
-        let publisher = connect(&client, &opts.redis_url, &timings).await?;
+        let url = opts.redis.redacted_url();
+        let client = opts.redis.client().map_err(|e| match e {
+            RedisConfigError::InvalidUrl { url, reason } => ClusterError::InvalidUrl { url, reason },
+            other => ClusterError::InvalidUrl {
+                url: url.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        let mut control = connect(&client, &url, &timings).await?;
+        let publisher = connect(&client, &url, &timings).await?;
         ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;
 
         let partitions = opts.partitions.get() as usize;
@@ -111,7 +116,7 @@ impl Cluster {
 
         // Subscribe before registering, so nobody sends to an inbox we do not hear.
         let first = subscribe(&client, &shared).await.map_err(|e| match e {
-            ClusterError::Redis { source, .. } => classify(&opts.redis_url, source),
+            ClusterError::Redis { source, .. } => classify(&url, source),
             other => other,
         })?;
         let (inbox_tx, inbox) = mpsc::channel(1024);
@@ -121,7 +126,7 @@ impl Cluster {
         let subscriber_cancel = CancellationToken::new();
         let subscriber = Subscriber {
             client: client.clone(),
-            url: redact_url(&opts.redis_url),
+            url: url.clone(),
             handle: handle.clone(),
             inbox: inbox_tx,
             requests: requests_tx,
