@@ -37,7 +37,7 @@ impl Counter {
 /// The labels bad input is counted under: the codec's
 /// `CodecError::kind()` labels, then the ones of the processor's edges.
 /// Anything else is counted as `other` (the last entry).
-pub const BAD_INPUT_KINDS: [&str; 14] = [
+pub const BAD_INPUT_KINDS: [&str; 15] = [
     "malformed_json",
     "invalid_message",
     "truncated",
@@ -51,6 +51,7 @@ pub const BAD_INPUT_KINDS: [&str; 14] = [
     "invalid_request",
     "foreign_message",
     "hop_limit",
+    "unauthorized",
     "other",
 ];
 
