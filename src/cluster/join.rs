@@ -13,7 +13,6 @@ use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
 use super::error::ClusterError;
-use crate::redis_conn::RedisConfigError;
 use super::events::{now_ms, ClusterEvent};
 use super::handle::{ClusterHandle, Counters, Shared};
 use super::lease::LeaseScripts;
@@ -23,6 +22,7 @@ use super::ownership::ViewCell;
 use super::runtime::{announce, ClusterRuntime};
 use super::subscriber::{subscribe, Subscriber};
 use super::{Cluster, ClusterChannels};
+use crate::redis_conn::RedisConfigError;
 
 /// How long start-up waits for Redis before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -38,7 +38,18 @@ fn classify(url: &str, e: redis::RedisError) -> ClusterError {
     } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
         ClusterError::InvalidUrl { url, reason }
     } else {
+        let reason = with_tls_hint(&url, reason, e.is_connection_refusal());
         ClusterError::Unreachable { url, reason }
+    }
+}
+
+/// A server that speaks TLS drops a plain connection without a word: say
+/// what probably happened.
+fn with_tls_hint(url: &str, reason: String, refused: bool) -> String {
+    if refused || url.to_ascii_lowercase().starts_with("rediss://") {
+        reason
+    } else {
+        format!("{reason} (if that port expects TLS, use a rediss:// URL)")
     }
 }
 
@@ -63,7 +74,7 @@ pub(crate) async fn connect(
         Ok(r) => r.map_err(|e| classify(url, e)),
         Err(_) => Err(ClusterError::Unreachable {
             url: url.to_owned(),
-            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+            reason: with_tls_hint(url, format!("no answer within {CONNECT_TIMEOUT:?}"), false),
         }),
     }
 }
@@ -86,7 +97,9 @@ impl Cluster {
         let timings = Timings::for_lease(opts.lease);
         let url = opts.redis.redacted_url();
         let client = opts.redis.client().map_err(|e| match e {
-            RedisConfigError::InvalidUrl { url, reason } => ClusterError::InvalidUrl { url, reason },
+            RedisConfigError::InvalidUrl { url, reason } => {
+                ClusterError::InvalidUrl { url, reason }
+            }
             other => ClusterError::InvalidUrl {
                 url: url.clone(),
                 reason: other.to_string(),
