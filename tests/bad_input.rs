@@ -350,3 +350,70 @@ async fn oversized_frame_close_code(addr: &str) -> Option<u16> {
     assert_eq!(hdr[0], 0x88, "a close frame");
     Some(u16::from_be_bytes([hdr[2], hdr[3]]))
 }
+
+/// A stranger floods the feed with replay requests on one connection while
+/// a processor consumes it: the feed keeps serving the processor, and the
+/// stored result equals the feed's ground truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_flood_on_the_feed_does_not_starve_the_others() {
+    let redis = support::redis();
+    let mut conn = support::connect(&redis).await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("truth.json");
+    let (feed, url) = support::fleet::spawn_feed(&[
+        "--symbols",
+        "50",
+        "--ticks",
+        "100000",
+        "--rate",
+        "50000",
+        "--seed",
+        "3",
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    let mut args = processor_args(&redis.url(), Some(&url), "pf", "flood", 1000);
+    args.extend(["--partitions".into(), P.to_string()]);
+    let p = Proc::spawn(
+        "pf",
+        tickshard_bin().to_str().unwrap(),
+        &args,
+        &[("RUST_LOG", "info")],
+    );
+    let (ws, _) = support::wait_for(Duration::from_secs(10), "feed listening", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
+    let (mut tx, mut rx) = ws.split();
+    // Read (and drop) whatever the feed sends the stranger.
+    let reader = tokio::spawn(async move {
+        let mut frames = 0u64;
+        while let Some(Ok(_)) = rx.next().await {
+            frames += 1;
+        }
+        frames
+    });
+    for i in 0..5000u64 {
+        let req = format!(
+            r#"{{"type":"replay","symbol":"S{:06}","from":1,"to":{}}}"#,
+            i % 50,
+            1 + i % 1000
+        );
+        if tx.send(Message::text(req)).await.is_err() {
+            break;
+        }
+    }
+    let truth = support::fleet::read_truth(&record, Duration::from_secs(60)).await;
+    assert_eq!(truth.ticks, 100_000);
+    support::fleet::assert_exact(
+        &mut conn,
+        "flood",
+        &truth,
+        Duration::from_secs(30),
+        &[&p, &feed],
+    )
+    .await;
+    drop(tx);
+    reader.abort();
+}
