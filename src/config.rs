@@ -75,7 +75,12 @@ pub struct HttpAuthArgs {
     /// Bearer token required on every route but `/healthz` (header
     /// `Authorization: Bearer TOKEN`, or `?token=TOKEN`); needed to listen
     /// on a non-loopback address. At least 16 characters of A-Z a-z 0-9 - . _ ~
-    #[arg(long, env = "TICKSHARD_AUTH_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "TICKSHARD_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub auth_token: Option<crate::http::auth::AuthToken>,
 
     /// Allow listening on a non-loopback address without --auth-token.

@@ -74,7 +74,8 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         .parse()
         .map_err(|_| ProcessorError::InvalidId(raw_id.clone()))?;
     let keys = Keys::new(args.cluster.namespace.clone());
-    let exposure = http::auth::check_exposure(args.http, args.auth.auth_token.as_ref(), args.auth.insecure)?;
+    let exposure =
+        http::auth::check_exposure(args.http, args.auth.auth_token.as_ref(), args.auth.insecure)?;
     let redis = args.cluster.redis_config();
     let listener = TcpListener::bind(args.http)
         .await

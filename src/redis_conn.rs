@@ -116,7 +116,10 @@ impl RedisConfig {
 
     /// True when the URL asks for TLS.
     pub fn is_tls(&self) -> bool {
-        self.url.trim_start().to_ascii_lowercase().starts_with("rediss://")
+        self.url
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("rediss://")
     }
 
     /// Builds the client. Nothing is connected yet.
@@ -126,8 +129,8 @@ impl RedisConfig {
             url: redacted(),
             reason: strip_secrets(&e.to_string(), self),
         };
-        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
-            .map_err(invalid)?;
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(invalid)?;
         if let Some(pw) = &self.password {
             let settings = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(settings);
@@ -249,7 +252,9 @@ mod tests {
 
     #[test]
     fn errors_are_clear_and_secret_free() {
-        let e = RedisConfig::new("nonsense://u:pw-xyz@h/").client().unwrap_err();
+        let e = RedisConfig::new("nonsense://u:pw-xyz@h/")
+            .client()
+            .unwrap_err();
         assert!(!e.to_string().contains("pw-xyz"), "{e}");
         let e = RedisConfig::new("redis://h:1/")
             .with_ca_file(Some("/nonexistent".into()))

@@ -41,8 +41,8 @@ use tracing::info;
 
 use crate::config::DashboardArgs;
 use crate::http::auth::{check_exposure, require_token, AuthToken, ExposureError};
-use crate::redis_conn::{RedisConfig, RedisConfigError};
 use crate::keys::Keys;
+use crate::redis_conn::{RedisConfig, RedisConfigError};
 use crate::stats::now_ms;
 
 pub use demo::{DemoAction, DemoControl, DemoFuture};

@@ -130,7 +130,10 @@ async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Respons
     let taken = state.clients.fetch_add(1, Ordering::Relaxed);
     let guard = ClientGuard(state.clients.clone());
     if taken >= state.max_clients {
-        warn!(limit = state.max_clients, "dashboard client refused: too many clients");
+        warn!(
+            limit = state.max_clients,
+            "dashboard client refused: too many clients"
+        );
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("too many dashboard clients (limit {})\n", state.max_clients),

@@ -168,9 +168,10 @@ struct Guard {
 pub fn require_token(router: Router, token: Option<AuthToken>, on_reject: OnReject) -> Router {
     match token {
         None => router,
-        Some(token) => {
-            router.layer(middleware::from_fn_with_state(Guard { token, on_reject }, check))
-        }
+        Some(token) => router.layer(middleware::from_fn_with_state(
+            Guard { token, on_reject },
+            check,
+        )),
     }
 }
 
@@ -181,7 +182,10 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
     match authorize(&guard.token, request.headers(), request.uri().query()) {
         Some(Presented::Query) => {
             let mut response = next.run(request).await;
-            let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", guard.token.0);
+            let cookie = format!(
+                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                guard.token.0
+            );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
@@ -211,7 +215,10 @@ mod tests {
 
     #[test]
     fn tokens_are_validated() {
-        assert_eq!("short".parse::<AuthToken>().unwrap_err(), TokenError::TooShort);
+        assert_eq!(
+            "short".parse::<AuthToken>().unwrap_err(),
+            TokenError::TooShort
+        );
         assert_eq!(
             "0123456789abcdef gh".parse::<AuthToken>().unwrap_err(),
             TokenError::Charset
@@ -227,7 +234,10 @@ mod tests {
         let t = token();
         assert_eq!(check_exposure(local, None, false), Ok(Exposure::Local));
         assert_eq!(check_exposure(v6_local, None, false), Ok(Exposure::Local));
-        assert_eq!(check_exposure(any, Some(&t), false), Ok(Exposure::Protected));
+        assert_eq!(
+            check_exposure(any, Some(&t), false),
+            Ok(Exposure::Protected)
+        );
         assert_eq!(check_exposure(any, None, true), Ok(Exposure::Insecure));
         let e = check_exposure(any, None, false).unwrap_err();
         assert!(e.to_string().contains("--auth-token"), "{e}");
@@ -238,13 +248,25 @@ mod tests {
         let t = token();
         let mut h = HeaderMap::new();
         assert_eq!(authorize(&t, &h, None), None);
-        assert_eq!(authorize(&t, &h, Some("a=1&token=0123456789abcdef-XYZ")), Some(Presented::Query));
+        assert_eq!(
+            authorize(&t, &h, Some("a=1&token=0123456789abcdef-XYZ")),
+            Some(Presented::Query)
+        );
         assert_eq!(authorize(&t, &h, Some("token=0123456789abcdef-XY")), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer 0123456789abcdef-XYZ"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer 0123456789abcdef-XYZ"),
+        );
         assert_eq!(authorize(&t, &h, None), Some(Presented::Header));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer wrong"),
+        );
         assert_eq!(authorize(&t, &h, None), None);
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; tickshard_token=0123456789abcdef-XYZ"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; tickshard_token=0123456789abcdef-XYZ"),
+        );
         assert_eq!(authorize(&t, &h, None), Some(Presented::Cookie));
     }
 }
