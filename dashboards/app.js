@@ -58,11 +58,16 @@
     el.dataset.state = state;
     el.querySelector("span").textContent = text;
   }
+  // A dashboard started with --auth-token is opened once as /?token=TOKEN;
+  // the token is kept for the WebSocket URL (the server also sets a cookie).
+  const authToken = new URLSearchParams(location.search).get("token");
+  const withToken = (url) =>
+    authToken ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(authToken) : url;
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     setPill($("conn"), last ? "reconnecting" : "connecting", last ? "reconnecting" : "connecting");
     try {
-      ws = new WebSocket(proto + "//" + location.host + "/ws");
+      ws = new WebSocket(withToken(proto + "//" + location.host + "/ws"));
     } catch (e) {
       schedule();
       return;
@@ -476,7 +481,7 @@
   async function demo(action, id) {
     const url = "/api/demo/" + action + (id ? "?instance=" + encodeURIComponent(id) : "");
     try {
-      const r = await fetch(url, { method: "POST" });
+      const r = await fetch(withToken(url), { method: "POST" });
       const body = await r.json().catch(() => ({ message: r.statusText }));
       toast((r.ok ? "✓ " : "✗ ") + (body.message || action));
     } catch (e) {

@@ -45,9 +45,47 @@ pub struct ClusterArgs {
     )]
     pub redis: String,
 
+    /// Redis password; replaces or adds the URL's. Prefer the environment
+    /// variable: a command line is visible to every local user.
+    #[arg(long, env = "TICKSHARD_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// PEM file of the CA that signed the Redis server's certificate, for a
+    /// `rediss://` URL with a private CA (default: the system's roots).
+    #[arg(long, env = "TICKSHARD_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<std::path::PathBuf>,
+
     /// Cluster namespace: the prefix of every Redis key and channel.
     #[arg(long = "cluster", env = "TICKSHARD_CLUSTER", default_value = DEFAULT_NAMESPACE)]
     pub namespace: String,
+}
+
+impl ClusterArgs {
+    /// How to reach Redis.
+    pub fn redis_config(&self) -> crate::redis_conn::RedisConfig {
+        crate::redis_conn::RedisConfig::new(self.redis.clone())
+            .with_password(self.redis_password.clone())
+            .with_ca_file(self.redis_ca.clone())
+    }
+}
+
+/// Who may use an HTTP server that listens beyond loopback.
+#[derive(Debug, Clone, Args)]
+pub struct HttpAuthArgs {
+    /// Bearer token required on every route but `/healthz` (header
+    /// `Authorization: Bearer TOKEN`, or `?token=TOKEN`); needed to listen
+    /// on a non-loopback address. At least 16 characters of A-Z a-z 0-9 - . _ ~
+    #[arg(
+        long,
+        env = "TICKSHARD_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub auth_token: Option<crate::http::auth::AuthToken>,
+
+    /// Allow listening on a non-loopback address without --auth-token.
+    #[arg(long, env = "TICKSHARD_INSECURE")]
+    pub insecure: bool,
 }
 
 /// `tickshard processor`.
@@ -68,6 +106,15 @@ pub struct ProcessorArgs {
     /// Address of the HTTP server (`/metrics`, `/healthz`, `/api/...`, `/ingest`).
     #[arg(long, env = "TICKSHARD_HTTP", default_value = "127.0.0.1:0")]
     pub http: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: HttpAuthArgs,
+
+    /// Largest WebSocket message accepted on `/ingest`, in bytes; a bigger
+    /// one closes the connection with code 1009.
+    #[arg(long, env = "TICKSHARD_INGEST_MAX_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=(64 << 20)))]
+    pub ingest_max_bytes: u64,
 
     /// Number of partitions P; fixed for the life of the cluster.
     #[arg(long, env = "TICKSHARD_PARTITIONS", default_value_t = NonZeroU32::new(DEFAULT_PARTITIONS).unwrap_or(NonZeroU32::MIN))]
@@ -115,6 +162,14 @@ pub struct DashboardArgs {
         default_value = "127.0.0.1:8080"
     )]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub auth: HttpAuthArgs,
+
+    /// Most browsers (WebSocket clients of `/ws`) served at once.
+    #[arg(long, env = "TICKSHARD_DASHBOARD_MAX_CLIENTS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_clients: u32,
 }
 
 /// `tickshard demo`.

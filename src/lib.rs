@@ -23,6 +23,8 @@
 //!
 //! Process plumbing:
 //! - [`config`]: command-line options of the subcommands.
+//! - [`redis_conn`]: every Redis client is built here (credentials, TLS
+//!   with a private CA, passwords kept out of logs and errors).
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
 //! - [`logging`]: tracing set-up.
 //! - [`stats`]: counters and latency histograms of the data path, the
@@ -56,6 +58,7 @@ pub mod logging;
 pub mod partition;
 pub mod processor;
 pub mod query;
+pub mod redis_conn;
 pub mod redis_server;
 pub mod router;
 pub mod shutdown;

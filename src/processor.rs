@@ -51,6 +51,12 @@ pub enum ProcessorError {
     /// Joining or running the cluster failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The HTTP address is reachable from elsewhere but unprotected.
+    #[error("--http: {0}")]
+    Exposure(#[from] http::auth::ExposureError),
+    /// The Redis options are invalid.
+    #[error(transparent)]
+    RedisConfig(#[from] crate::redis_conn::RedisConfigError),
     /// A Redis connection for the store could not be made.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -68,6 +74,9 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         .parse()
         .map_err(|_| ProcessorError::InvalidId(raw_id.clone()))?;
     let keys = Keys::new(args.cluster.namespace.clone());
+    let exposure =
+        http::auth::check_exposure(args.http, args.auth.auth_token.as_ref(), args.auth.insecure)?;
+    let redis = args.cluster.redis_config();
     let listener = TcpListener::bind(args.http)
         .await
         .map_err(|source| ProcessorError::Http {
@@ -82,7 +91,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         })?;
 
     let (cluster, runtime, channels) = Cluster::join(ClusterOptions {
-        redis_url: args.cluster.redis.clone(),
+        redis: redis.clone(),
         keys: keys.clone(),
         instance: instance.clone(),
         partitions: args.partitions,
@@ -90,9 +99,9 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         http_addr: Some(http_addr.to_string()),
     })
     .await?;
-    tracing::info!(instance = %instance, addr = %http_addr, "http listening");
+    tracing::info!(instance = %instance, addr = %http_addr, exposure = ?exposure, "http listening");
 
-    let client = redis::Client::open(args.cluster.redis.as_str())?;
+    let client = redis.client()?;
     let conn = redis::aio::ConnectionManager::new(client).await?;
     let store = Store::new(conn.clone(), keys.clone(), instance.clone());
     let metrics = Arc::new(Metrics::new());
@@ -137,13 +146,22 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         shutdown.clone(),
     ));
 
-    let app = http::router(cluster.clone()).merge(http::data::routes(DataState::new(
-        cluster.clone(),
-        metrics.clone(),
-        query_tx,
-        input_tx,
-        shutdown.clone(),
-    )));
+    let app = http::router(cluster.clone()).merge(http::data::routes(
+        DataState::new(
+            cluster.clone(),
+            metrics.clone(),
+            query_tx,
+            input_tx,
+            shutdown.clone(),
+        )
+        .with_ingest_max_bytes(usize::try_from(args.ingest_max_bytes).unwrap_or(usize::MAX)),
+    ));
+    let rejected = metrics.clone();
+    let app = http::auth::require_token(
+        app,
+        args.auth.auth_token.clone(),
+        Arc::new(move || rejected.bad_input("unauthorized")),
+    );
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, http_stop.clone()));
 

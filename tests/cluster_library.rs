@@ -40,7 +40,7 @@ struct Node {
 
 fn options(server: &RedisServer, id: &str, lease_ms: u64) -> ClusterOptions {
     ClusterOptions {
-        redis_url: server.url(),
+        redis: server.url().into(),
         keys: Keys::new("lib"),
         instance: id.parse().unwrap(),
         partitions: NonZeroU32::new(P).unwrap(),

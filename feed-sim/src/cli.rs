@@ -83,9 +83,19 @@ pub struct Args {
     #[arg(long, env = "TICKSHARD_FEED_MODE", value_enum, default_value_t = Mode::RoundRobin)]
     pub mode: Mode,
 
-    /// Redis URL, for --mode owner-aware.
-    #[arg(long, env = "TICKSHARD_REDIS")]
+    /// Redis URL, for --mode owner-aware (`redis://[user:password@]host:port/`,
+    /// or `rediss://` for TLS).
+    #[arg(long, env = "TICKSHARD_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
+
+    /// Redis password; replaces or adds the URL's. Prefer the environment
+    /// variable: a command line is visible to every local user.
+    #[arg(long, env = "TICKSHARD_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://`).
+    #[arg(long, env = "TICKSHARD_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
 
     /// Cluster namespace of the Redis keys.
     #[arg(long, env = "TICKSHARD_CLUSTER", default_value = "tickshard")]
@@ -179,8 +189,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Distribution mode.
     pub mode: Mode,
-    /// Redis URL (owner-aware).
-    pub redis: Option<String>,
+    /// How to reach Redis (owner-aware).
+    pub redis: Option<tickshard::redis_conn::RedisConfig>,
     /// Cluster namespace.
     pub cluster: String,
     /// Random seed.
@@ -327,7 +337,11 @@ impl Args {
             ticks: self.ticks,
             duration,
             mode: self.mode,
-            redis: self.redis,
+            redis: self.redis.map(|url| {
+                tickshard::redis_conn::RedisConfig::new(url)
+                    .with_password(self.redis_password)
+                    .with_ca_file(self.redis_ca)
+            }),
             cluster: self.cluster,
             seed: self.seed,
             record: self.record,

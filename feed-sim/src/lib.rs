@@ -87,10 +87,10 @@ pub enum FeedError {
     /// Redis unreachable at start (owner-aware).
     #[error("owner-aware mode cannot read the leases from {url}: {source}")]
     Redis {
-        /// URL.
+        /// URL, without credentials.
         url: String,
         /// Error.
-        source: redis::RedisError,
+        source: owners::ConnectError,
     },
     /// The record file could not be written.
     #[error("cannot write the record {path}: {source}")]
@@ -141,13 +141,13 @@ impl Feed {
     pub async fn bind(config: Config) -> Result<Self, FeedError> {
         let source = build_source(&config)?;
         let owners = match (&config.mode, &config.redis) {
-            (Mode::OwnerAware, Some(url)) => {
+            (Mode::OwnerAware, Some(redis)) => {
                 let keys = Keys::new(&config.cluster);
                 let (client, map) =
-                    owners::connect(url, &keys)
+                    owners::connect(redis, &keys)
                         .await
                         .map_err(|source| FeedError::Redis {
-                            url: url.clone(),
+                            url: redis.redacted_url(),
                             source,
                         })?;
                 Some((client, keys, map))

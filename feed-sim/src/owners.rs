@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tickshard::keys::Keys;
+use tickshard::redis_conn::{RedisConfig, RedisConfigError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -58,9 +59,23 @@ pub async fn snapshot(
     Ok(map)
 }
 
+/// Why the first connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The options are invalid.
+    #[error(transparent)]
+    Config(#[from] RedisConfigError),
+    /// Redis refused or failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
 /// Connects and reads a first snapshot, so a bad URL fails at start-up.
-pub async fn connect(url: &str, keys: &Keys) -> redis::RedisResult<(redis::Client, OwnerMap)> {
-    let client = redis::Client::open(url)?;
+pub async fn connect(
+    redis: &RedisConfig,
+    keys: &Keys,
+) -> Result<(redis::Client, OwnerMap), ConnectError> {
+    let client = redis.client()?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let map = snapshot(&mut conn, keys).await?;
     Ok((client, map))

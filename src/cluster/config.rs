@@ -17,8 +17,8 @@ pub const SCHEMA: &str = "1";
 /// How an instance joins the cluster.
 #[derive(Clone)]
 pub struct ClusterOptions {
-    /// Redis URL.
-    pub redis_url: String,
+    /// How to reach Redis (URL, credentials, TLS).
+    pub redis: crate::redis_conn::RedisConfig,
     /// Key namespace.
     pub keys: Keys,
     /// This instance's id (unique among live members).
@@ -35,7 +35,7 @@ impl std::fmt::Debug for ClusterOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password.
         f.debug_struct("ClusterOptions")
-            .field("redis_url", &super::error::redact_url(&self.redis_url))
+            .field("redis", &self.redis)
             .field("keys", &self.keys)
             .field("instance", &self.instance)
             .field("partitions", &self.partitions)

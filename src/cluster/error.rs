@@ -140,23 +140,3 @@ impl RequestError {
         }
     }
 }
-
-/// The URL with any `user:password@` part replaced, for messages and logs.
-pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s + 3 => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_lose_their_credentials() {
-        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://***@h:1/0");
-        assert_eq!(redact_url("redis://h:1/"), "redis://h:1/");
-        assert_eq!(redact_url("garbage"), "garbage");
-    }
-}

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
-use super::error::{redact_url, ClusterError};
+use super::error::ClusterError;
 use super::events::{now_ms, ClusterEvent};
 use super::handle::{ClusterHandle, Counters, Shared};
 use super::lease::LeaseScripts;
@@ -22,12 +22,14 @@ use super::ownership::ViewCell;
 use super::runtime::{announce, ClusterRuntime};
 use super::subscriber::{subscribe, Subscriber};
 use super::{Cluster, ClusterChannels};
+use crate::redis_conn::RedisConfigError;
 
 /// How long start-up waits for Redis before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// `url` is already redacted.
 fn classify(url: &str, e: redis::RedisError) -> ClusterError {
-    let url = redact_url(url);
+    let url = url.to_owned();
     let reason = e.to_string();
     let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
@@ -36,7 +38,18 @@ fn classify(url: &str, e: redis::RedisError) -> ClusterError {
     } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
         ClusterError::InvalidUrl { url, reason }
     } else {
+        let reason = with_tls_hint(&url, reason, e.is_connection_refusal());
         ClusterError::Unreachable { url, reason }
+    }
+}
+
+/// A server that speaks TLS drops a plain connection without a word: say
+/// what probably happened.
+fn with_tls_hint(url: &str, reason: String, refused: bool) -> String {
+    if refused || url.to_ascii_lowercase().starts_with("rediss://") {
+        reason
+    } else {
+        format!("{reason} (if that port expects TLS, use a rediss:// URL)")
     }
 }
 
@@ -60,8 +73,8 @@ pub(crate) async fn connect(
     match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
         Ok(r) => r.map_err(|e| classify(url, e)),
         Err(_) => Err(ClusterError::Unreachable {
-            url: redact_url(url),
-            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+            url: url.to_owned(),
+            reason: with_tls_hint(url, format!("no answer within {CONNECT_TIMEOUT:?}"), false),
         }),
     }
 }
@@ -82,13 +95,18 @@ impl Cluster {
         opts: ClusterOptions,
     ) -> Result<(ClusterHandle, ClusterRuntime, ClusterChannels), ClusterError> {
         let timings = Timings::for_lease(opts.lease);
-        let client =
-            redis::Client::open(opts.redis_url.as_str()).map_err(|e| ClusterError::InvalidUrl {
-                url: redact_url(&opts.redis_url),
-                reason: e.to_string(),
-            })?;
-        let mut control = connect(&client, &opts.redis_url, &timings).await?;
-        let publisher = connect(&client, &opts.redis_url, &timings).await?;
+        let url = opts.redis.redacted_url();
+        let client = opts.redis.client().map_err(|e| match e {
+            RedisConfigError::InvalidUrl { url, reason } => {
+                ClusterError::InvalidUrl { url, reason }
+            }
+            other => ClusterError::InvalidUrl {
+                url: url.clone(),
+                reason: other.to_string(),
+            },
+        })?;
+        let mut control = connect(&client, &url, &timings).await?;
+        let publisher = connect(&client, &url, &timings).await?;
         ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;
 
         let partitions = opts.partitions.get() as usize;
@@ -111,7 +129,7 @@ impl Cluster {
 
         // Subscribe before registering, so nobody sends to an inbox we do not hear.
         let first = subscribe(&client, &shared).await.map_err(|e| match e {
-            ClusterError::Redis { source, .. } => classify(&opts.redis_url, source),
+            ClusterError::Redis { source, .. } => classify(&url, source),
             other => other,
         })?;
         let (inbox_tx, inbox) = mpsc::channel(1024);
@@ -121,7 +139,7 @@ impl Cluster {
         let subscriber_cancel = CancellationToken::new();
         let subscriber = Subscriber {
             client: client.clone(),
-            url: redact_url(&opts.redis_url),
+            url: url.clone(),
             handle: handle.clone(),
             inbox: inbox_tx,
             requests: requests_tx,

@@ -40,17 +40,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::DashboardArgs;
+use crate::http::auth::{check_exposure, require_token, AuthToken, ExposureError};
 use crate::keys::Keys;
+use crate::redis_conn::{RedisConfig, RedisConfigError};
 use crate::stats::now_ms;
 
 pub use demo::{DemoAction, DemoControl, DemoFuture};
 pub use model::DashboardSnapshot;
 
+/// Default most `/ws` clients at once.
+pub const DEFAULT_MAX_CLIENTS: u32 = 256;
+
 /// Settings of the dashboard.
 #[derive(Clone)]
 pub struct DashboardConfig {
-    /// Redis URL.
-    pub redis_url: String,
+    /// How to reach Redis (URL, credentials, TLS).
+    pub redis: RedisConfig,
     /// Cluster key names.
     pub keys: Keys,
     /// Where to serve (port 0 picks a free one).
@@ -65,6 +70,12 @@ pub struct DashboardConfig {
     pub send_timeout: Duration,
     /// Demo controls behind `POST /api/demo/...` (none: 404).
     pub demo: Option<Arc<dyn DemoControl>>,
+    /// Token required on every route but `/healthz` (see [`crate::http::auth`]).
+    pub auth_token: Option<AuthToken>,
+    /// Allow a non-loopback `listen` without a token.
+    pub insecure: bool,
+    /// Most `/ws` clients at once; more get 503.
+    pub max_clients: u32,
 }
 
 impl std::fmt::Debug for DashboardConfig {
@@ -75,15 +86,21 @@ impl std::fmt::Debug for DashboardConfig {
             .field("push_every", &self.push_every)
             .field("poll_every", &self.poll_every)
             .field("demo", &self.demo.is_some())
+            .field("redis", &self.redis)
+            .field("auth_token", &self.auth_token)
+            .field("max_clients", &self.max_clients)
             .finish_non_exhaustive()
     }
 }
 
 impl DashboardConfig {
-    /// Defaults for `redis_url`, namespace `namespace`, serving on `listen`.
-    pub fn new(redis_url: impl Into<String>, namespace: &str, listen: SocketAddr) -> Self {
+    /// Defaults for `redis`, namespace `namespace`, serving on `listen`.
+    pub fn new(redis: impl Into<RedisConfig>, namespace: &str, listen: SocketAddr) -> Self {
         Self {
-            redis_url: redis_url.into(),
+            redis: redis.into(),
+            auth_token: None,
+            insecure: false,
+            max_clients: DEFAULT_MAX_CLIENTS,
             keys: Keys::new(namespace),
             listen,
             push_every: Duration::from_millis(250),
@@ -96,11 +113,15 @@ impl DashboardConfig {
 
     /// From the command line.
     pub fn from_args(args: &DashboardArgs) -> Self {
-        Self::new(
-            args.cluster.redis.clone(),
+        let mut config = Self::new(
+            args.cluster.redis_config(),
             &args.cluster.namespace,
             args.listen,
-        )
+        );
+        config.auth_token = args.auth.auth_token.clone();
+        config.insecure = args.auth.insecure;
+        config.max_clients = args.max_clients;
+        config
     }
 
     /// With demo controls installed.
@@ -113,9 +134,12 @@ impl DashboardConfig {
 /// Why the dashboard could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
-    /// The Redis URL does not parse.
-    #[error("invalid redis url: {0}")]
-    RedisUrl(redis::RedisError),
+    /// The Redis options are invalid.
+    #[error(transparent)]
+    RedisUrl(#[from] RedisConfigError),
+    /// The listen address is reachable from elsewhere but unprotected.
+    #[error("--listen: {0}")]
+    Exposure(#[from] ExposureError),
     /// Redis is unreachable at start-up.
     #[error("redis unreachable at start-up: {0}")]
     RedisUnreachable(String),
@@ -169,8 +193,8 @@ pub async fn start(
     config: DashboardConfig,
     shutdown: CancellationToken,
 ) -> Result<Dashboard, DashboardError> {
-    let client =
-        redis::Client::open(config.redis_url.as_str()).map_err(DashboardError::RedisUrl)?;
+    check_exposure(config.listen, config.auth_token.as_ref(), config.insecure)?;
+    let client = config.redis.client()?;
     // Fail fast with the real reason (a connection manager would retry).
     let probe = async {
         let mut c = client.get_multiplexed_async_connection().await?;
@@ -240,8 +264,13 @@ pub async fn start(
         demo: config.demo.clone(),
         shutdown: inner.clone(),
         send_timeout: config.send_timeout,
+        max_clients: u64::from(config.max_clients),
     };
-    let app = server::router(state);
+    let app = require_token(
+        server::router(state),
+        config.auth_token.clone(),
+        Arc::new(|| {}),
+    );
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(inner.clone().cancelled_owned())

@@ -39,6 +39,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// A client whose frame is not sent within this is disconnected.
     pub send_timeout: Duration,
+    /// Most `/ws` clients at once; more get 503.
+    pub max_clients: u64,
 }
 
 /// The router of the dashboard.
@@ -124,9 +126,24 @@ async fn demo(
 }
 
 async fn ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // Take the slot before upgrading, so the limit holds under a burst.
+    let taken = state.clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ClientGuard(state.clients.clone());
+    if taken >= state.max_clients {
+        warn!(
+            limit = state.max_clients,
+            "dashboard client refused: too many clients"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many dashboard clients (limit {})\n", state.max_clients),
+        )
+            .into_response();
+    }
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| client(socket, state))
+        .max_frame_size(64 * 1024)
+        .on_upgrade(move |socket| client(socket, state, guard))
 }
 
 struct ClientGuard(Arc<AtomicU64>);
@@ -147,9 +164,7 @@ enum ClientEnd {
     NoMoreFrames,
 }
 
-async fn client(socket: WebSocket, state: AppState) {
-    state.clients.fetch_add(1, Ordering::Relaxed);
-    let _guard = ClientGuard(state.clients.clone());
+async fn client(socket: WebSocket, state: AppState, _guard: ClientGuard) {
     let mut frames = state.frames.clone();
     frames.mark_changed(); // the current frame goes out at once
     let (mut tx, mut rx) = socket.split();

@@ -21,13 +21,16 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterHandle, PartitionOwner, RequestError};
-use crate::ingest::push::{self, MAX_INGEST_CONNECTIONS, MAX_MESSAGE_BYTES};
+use crate::ingest::push::{self, MAX_INGEST_CONNECTIONS};
 use crate::ingest::IngestInput;
 use crate::partition::partition_of;
 use crate::query::{QueryReply, SymbolQuery};
 use crate::stats::{render_prometheus, Metrics};
 use crate::tick::Symbol;
 use crate::worker::LocalQuery;
+
+/// Default largest `/ingest` message (1 MiB, about 10,000 JSON ticks).
+pub const DEFAULT_INGEST_MAX_BYTES: usize = 1 << 20;
 
 /// How long a symbol query waits for the owner.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -45,6 +48,8 @@ pub struct DataState {
     pub ingest: mpsc::Sender<IngestInput>,
     /// Limits concurrent `/ingest` connections.
     pub ingest_slots: Arc<Semaphore>,
+    /// Largest `/ingest` message, in bytes.
+    pub ingest_max_bytes: usize,
     /// Process shutdown.
     pub shutdown: CancellationToken,
 }
@@ -64,8 +69,15 @@ impl DataState {
             queries,
             ingest,
             ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_CONNECTIONS)),
+            ingest_max_bytes: DEFAULT_INGEST_MAX_BYTES,
             shutdown,
         }
+    }
+
+    /// With another `/ingest` message size cap.
+    pub fn with_ingest_max_bytes(mut self, bytes: usize) -> Self {
+        self.ingest_max_bytes = bytes;
+        self
     }
 }
 
@@ -173,10 +185,11 @@ async fn ingest(State(s): State<DataState>, ws: WebSocketUpgrade) -> Response {
             format!("too many /ingest connections (limit {MAX_INGEST_CONNECTIONS})"),
         );
     };
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
+    let cap = s.ingest_max_bytes;
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
         .on_upgrade(move |socket| async move {
-            push::serve(socket, s.ingest, s.metrics, s.shutdown).await;
+            push::serve(socket, s.ingest, s.metrics, cap, s.shutdown).await;
             drop(permit);
         })
 }

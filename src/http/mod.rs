@@ -1,12 +1,14 @@
 //! The processor's HTTP server (axum): `/healthz` and `/api/ownership`
 //! here, the data-path routes (`/api/symbols/{SYMBOL}`, `/metrics`,
-//! `/ingest`) in [`data`].
+//! `/ingest`) in [`data`], the token check of both this server and the
+//! dashboard in [`auth`].
 //!
 //! `/api/ownership` shows this instance's view: for every partition the
 //! owner and epoch (`null` when unknown or during a handover; this instance
 //! is named only while its local lease validity holds), and the live
 //! members with their HTTP addresses.
 
+pub mod auth;
 pub mod data;
 
 use std::time::Instant;

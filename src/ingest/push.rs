@@ -1,8 +1,10 @@
 //! The `/ingest` WebSocket endpoint: any WebSocket client can push ticks
 //! to a processor in the feed's JSON (or binary batch) format. Ticks must
 //! carry per-symbol `seq`s. Every bad frame is answered with a JSON `error`
-//! message and counted; the connection stays open. A frame over
-//! [`MAX_MESSAGE_BYTES`] closes the connection with code 1009.
+//! message and counted; the connection stays open. A frame over the cap
+//! (`--ingest-max-bytes`, 1 MiB by default) closes the connection with
+//! code 1009; its length is checked from the frame header, before the
+//! payload is read.
 
 use std::sync::Arc;
 
@@ -15,8 +17,6 @@ use super::IngestInput;
 use crate::codec::FeedMessage;
 use crate::stats::Metrics;
 
-pub use super::MAX_MESSAGE_BYTES;
-
 /// Most `/ingest` connections served at once.
 pub const MAX_INGEST_CONNECTIONS: usize = 64;
 
@@ -25,6 +25,7 @@ pub async fn serve(
     mut socket: WebSocket,
     worker: mpsc::Sender<IngestInput>,
     metrics: Arc<Metrics>,
+    max_bytes: usize,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -49,7 +50,7 @@ pub async fn serve(
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
                             code: 1009,
-                            reason: format!("message over {MAX_MESSAGE_BYTES} bytes").into(),
+                            reason: format!("message over {max_bytes} bytes").into(),
                         })))
                         .await;
                 } else {

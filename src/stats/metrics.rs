@@ -37,7 +37,7 @@ impl Counter {
 /// The labels bad input is counted under: the codec's
 /// `CodecError::kind()` labels, then the ones of the processor's edges.
 /// Anything else is counted as `other` (the last entry).
-pub const BAD_INPUT_KINDS: [&str; 15] = [
+pub const BAD_INPUT_KINDS: [&str; 16] = [
     "malformed_json",
     "invalid_message",
     "truncated",
@@ -52,6 +52,7 @@ pub const BAD_INPUT_KINDS: [&str; 15] = [
     "foreign_message",
     "hop_limit",
     "corrupt_state",
+    "unauthorized",
     "other",
 ];
 

@@ -1,0 +1,272 @@
+//! Redis connection set-up in one place: every `redis::Client` of the
+//! library (cluster join, store and stats connections, the dashboard,
+//! feed-sim's owner-aware mode) is built by [`RedisConfig::client`] from
+//! the URL and the security options.
+//!
+//! - Credentials: `redis://user:password@host:port/db` (an ACL user) or
+//!   `redis://:password@host:port/`; a password given separately
+//!   (`--redis-password` / `TICKSHARD_REDIS_PASSWORD`) replaces or adds the
+//!   URL's password.
+//! - TLS: a `rediss://` URL. The server certificate is checked against the
+//!   system roots, or only against the CA in `--redis-ca FILE` (PEM) when
+//!   given, for a private CA.
+//!
+//! Passwords never leave this type in text: [`RedisConfig`]'s `Debug`,
+//! [`RedisConfig::redacted_url`] and every [`RedisConfigError`] show the URL
+//! with its `user:password@` part replaced by `***@`.
+
+use std::path::PathBuf;
+
+/// Environment variable that supplies (or overrides) the Redis password.
+pub const PASSWORD_ENV: &str = "TICKSHARD_REDIS_PASSWORD";
+/// Environment variable naming a PEM CA file for `rediss://`.
+pub const CA_ENV: &str = "TICKSHARD_REDIS_CA";
+
+/// How to reach Redis: URL plus the options that are not part of it.
+#[derive(Clone, Default)]
+pub struct RedisConfig {
+    url: String,
+    password: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl From<String> for RedisConfig {
+    fn from(url: String) -> Self {
+        Self::new(url)
+    }
+}
+
+impl From<&str> for RedisConfig {
+    fn from(url: &str) -> Self {
+        Self::new(url)
+    }
+}
+
+/// Why a Redis client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisConfigError {
+    /// The URL does not parse.
+    #[error("invalid Redis URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, with any password removed.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The CA file cannot be read.
+    #[error("cannot read the Redis CA file {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A CA file was given for a URL without TLS.
+    #[error("--redis-ca needs a rediss:// URL (TLS), got `{url}`")]
+    CaWithoutTls {
+        /// The URL, with any password removed.
+        url: String,
+    },
+    /// The TLS set-up was refused (e.g. the CA file holds no certificate).
+    #[error("invalid TLS set-up for `{url}`: {reason}")]
+    Tls {
+        /// The URL, with any password removed.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl RedisConfig {
+    /// From a URL alone.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            password: None,
+            ca_file: None,
+        }
+    }
+
+    /// Uses `password` instead of (or in addition to) the URL's.
+    pub fn with_password(mut self, password: Option<String>) -> Self {
+        self.password = password.filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Trusts only the CA in `file` (PEM) for `rediss://`.
+    pub fn with_ca_file(mut self, file: Option<PathBuf>) -> Self {
+        self.ca_file = file;
+        self
+    }
+
+    /// The URL with any credentials replaced, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// True when the URL asks for TLS.
+    pub fn is_tls(&self) -> bool {
+        self.url
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("rediss://")
+    }
+
+    /// Builds the client. Nothing is connected yet.
+    pub fn client(&self) -> Result<redis::Client, RedisConfigError> {
+        let redacted = || self.redacted_url();
+        let invalid = |e: redis::RedisError| RedisConfigError::InvalidUrl {
+            url: redacted(),
+            reason: strip_secrets(&e.to_string(), self),
+        };
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(invalid)?;
+        if let Some(pw) = &self.password {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        match &self.ca_file {
+            None => redis::Client::open(info).map_err(invalid),
+            Some(path) => {
+                if !self.is_tls() {
+                    return Err(RedisConfigError::CaWithoutTls { url: redacted() });
+                }
+                let root = std::fs::read(path).map_err(|source| RedisConfigError::CaFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                install_crypto_provider();
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root),
+                    },
+                )
+                .map_err(|e| RedisConfigError::Tls {
+                    url: redacted(),
+                    reason: strip_secrets(&e.to_string(), self),
+                })
+            }
+        }
+    }
+}
+
+/// rustls needs a process-wide crypto provider; install ring's once.
+fn install_crypto_provider() {
+    // Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Makes sure TLS can be used (called before any connection is made).
+pub fn init_tls() {
+    install_crypto_provider();
+}
+
+/// Removes every secret of `config` from an error text, in case a library
+/// message quotes the URL.
+fn strip_secrets(text: &str, config: &RedisConfig) -> String {
+    let mut out = text.replace(&config.url, &config.redacted_url());
+    for secret in config.secrets() {
+        out = out.replace(&secret, "***");
+    }
+    out
+}
+
+impl RedisConfig {
+    /// The passwords this config holds (URL and separate), for scrubbing.
+    fn secrets(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.password.iter().cloned().collect();
+        if let Some(pw) = url_password(&self.url) {
+            v.push(pw);
+        }
+        v.retain(|s| s.len() >= 3);
+        v
+    }
+}
+
+/// The password part of `scheme://user:password@host`, if any.
+fn url_password(url: &str) -> Option<String> {
+    let s = url.find("://")? + 3;
+    let at = url.rfind('@')?;
+    if at <= s {
+        return None;
+    }
+    let userinfo = &url[s..at];
+    let pw = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+    (!pw.is_empty()).then(|| pw.to_owned())
+}
+
+/// The URL with any `user:password@` part replaced by `***@`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s + 3 => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(redact_url("redis://u:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact_url("rediss://:pw@h:1/"), "rediss://***@h:1/");
+        assert_eq!(redact_url("redis://h:1/"), "redis://h:1/");
+        assert_eq!(redact_url("garbage"), "garbage");
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let c = RedisConfig::new("redis://app:s3cr3t-url@h:1/")
+            .with_password(Some("s3cr3t-env".into()));
+        let text = format!("{c:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn the_separate_password_overrides_the_url() {
+        let c = RedisConfig::new("redis://app:old@h:1/").with_password(Some("new".into()));
+        let client = c.client().unwrap();
+        let info = client.get_connection_info().redis_settings();
+        assert_eq!(info.username(), Some("app"));
+        assert_eq!(info.password(), Some("new"));
+        let c = RedisConfig::new("redis://h:1/").with_password(Some("added".into()));
+        let client = c.client().unwrap();
+        assert_eq!(
+            client.get_connection_info().redis_settings().password(),
+            Some("added")
+        );
+    }
+
+    #[test]
+    fn errors_are_clear_and_secret_free() {
+        let e = RedisConfig::new("nonsense://u:pw-xyz@h/")
+            .client()
+            .unwrap_err();
+        assert!(!e.to_string().contains("pw-xyz"), "{e}");
+        let e = RedisConfig::new("redis://h:1/")
+            .with_ca_file(Some("/nonexistent".into()))
+            .client()
+            .unwrap_err();
+        assert!(matches!(e, RedisConfigError::CaWithoutTls { .. }), "{e}");
+        let e = RedisConfig::new("rediss://h:1/")
+            .with_ca_file(Some("/nonexistent/ca.pem".into()))
+            .client()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        assert_eq!(url_password("redis://u:pw@h"), Some("pw".into()));
+        assert_eq!(url_password("redis://h:1/"), None);
+    }
+}
