@@ -247,6 +247,29 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
         async move { bad_count(&addr, "foreign_message").await > foreign_before }
     })
     .await;
+    // Garbage that is not even an envelope or an event is counted by the
+    // cluster layer, and shown on /metrics too.
+    wait_until(
+        Duration::from_secs(5),
+        "garbage envelopes and events counted",
+        || {
+            let addr = addr.clone();
+            async move {
+                let Some((_, text)) = support::fleet::http_get(&addr, "/metrics").await else {
+                    return false;
+                };
+                let value = |name: &str| -> u64 {
+                    text.lines()
+                        .find(|l| l.starts_with(name))
+                        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+                        .unwrap_or(0)
+                };
+                value("tickshard_cluster_bad_inbox_messages_total") >= 2
+                    && value("tickshard_cluster_bad_events_total") >= 2
+            }
+        },
+    )
+    .await;
 
     // Bad CLI values: clap's message and exit code 2.
     for (flag, value) in [

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{ClusterHandle, PartitionOwner, RequestError};
+use crate::cluster::{ClusterHandle, ClusterMetrics, PartitionOwner, RequestError};
 use crate::ingest::push::{self, MAX_INGEST_CONNECTIONS};
 use crate::ingest::IngestInput;
 use crate::partition::partition_of;
@@ -167,7 +167,8 @@ async fn ask_local(s: &DataState, symbol: Symbol) -> Result<QueryReply, Response
 
 async fn metrics(State(s): State<DataState>) -> Response {
     let owned = s.cluster.view().owned_count(Instant::now());
-    let body = render_prometheus(&s.metrics, owned as u32);
+    let mut body = render_prometheus(&s.metrics, owned as u32);
+    render_cluster_metrics(&s.cluster.metrics(), &mut body);
     (
         [(
             header::CONTENT_TYPE,
@@ -176,6 +177,44 @@ async fn metrics(State(s): State<DataState>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Appends the cluster layer's own counters (renew failures, garbage on
+/// the inbox and events channels, ...) as `tickshard_cluster_*_total`.
+fn render_cluster_metrics(m: &ClusterMetrics, out: &mut String) {
+    use std::fmt::Write;
+    let counters = [
+        (
+            "renew_failures",
+            "Lease renew round trips that failed",
+            m.renew_failures,
+        ),
+        (
+            "handover_ack_timeouts",
+            "Handovers released without the data path's ack in time",
+            m.handover_ack_timeouts,
+        ),
+        (
+            "bad_inbox_messages",
+            "Inbox messages that were not valid envelopes",
+            m.bad_inbox_messages,
+        ),
+        (
+            "bad_events",
+            "Event messages that were garbage or of an unknown kind",
+            m.bad_events,
+        ),
+        (
+            "unmatched_replies",
+            "Replies that matched no waiting request",
+            m.unmatched_replies,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP tickshard_cluster_{name}_total {help}.");
+        let _ = writeln!(out, "# TYPE tickshard_cluster_{name}_total counter");
+        let _ = writeln!(out, "tickshard_cluster_{name}_total {value}");
+    }
 }
 
 async fn ingest(State(s): State<DataState>, ws: WebSocketUpgrade) -> Response {
