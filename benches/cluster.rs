@@ -15,7 +15,10 @@
 //! - `--no-baselines`, `--no-cluster`: skip a section;
 //! - `TICKSHARD_BENCH_REPEAT=K`: run every scenario K times (default 3, 1
 //!   with `--quick`) so the report can show min / median / max;
-//! - `TICKSHARD_BENCH_ALLOW_FAIL=1`: exit 0 even when a scenario failed.
+//! - `TICKSHARD_BENCH_ALLOW_FAIL=1`: exit 0 even when a scenario failed;
+//! - `TICKSHARD_BENCH_TICKS=M`: ticks per scenario of the full matrix
+//!   (default 2,000,000 unthrottled, half that at a fixed rate), for a
+//!   shorter full run on a busy machine.
 //!
 //! Output: a table on stdout and one JSON object per line in
 //! `target/bench-results/cluster.jsonl` (rewritten each run): `kind` is
@@ -81,18 +84,24 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             s("round-robin", 3, 500, 200_000, Some(100_000)),
         ];
     }
+    let big = std::env::var("TICKSHARD_BENCH_TICKS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(2_000_000);
+    let paced = (big / 2).max(100_000);
     let mut out = Vec::new();
     for mode in ["round-robin", "owner-aware"] {
         // Scaling with processors at the real universe's size.
         for n in 1..=4 {
-            out.push(s(mode, n, 500, 2_000_000, None));
+            out.push(s(mode, n, 500, big, None));
         }
         // Scaling with symbols at N = 3.
         for symbols in [10, 10_000] {
-            out.push(s(mode, 3, symbols, 2_000_000, None));
+            out.push(s(mode, 3, symbols, big, None));
         }
         // Latency at a fixed rate.
-        out.push(s(mode, 3, 500, 1_000_000, Some(100_000)));
+        out.push(s(mode, 3, 500, paced, Some(100_000)));
     }
     out
 }

@@ -6,8 +6,6 @@
 //! reaches the size cap. There is no fixed linger, so a lone tick leaves at
 //! once at low load and batches grow by themselves at high load.
 
-use std::collections::HashMap;
-
 use crate::codec::BatchWriter;
 use crate::tick::{InstanceId, Tick};
 
@@ -28,9 +26,13 @@ pub struct OutgoingBatch {
 }
 
 /// Per-destination batch buffers.
+///
+/// A short list searched linearly: a cluster has a handful of instances
+/// and almost every tick uses the first few entries, so this beats hashing
+/// the destination's name (and cloning it) for every forwarded tick.
 #[derive(Debug, Default)]
 pub struct Forwarder {
-    buffers: HashMap<(InstanceId, u8), BatchWriter>,
+    buffers: Vec<(InstanceId, u8, BatchWriter)>,
 }
 
 impl Forwarder {
@@ -42,7 +44,18 @@ impl Forwarder {
     /// Appends `tick` for `to`; returns a full batch to send now, if the
     /// cap was reached.
     pub fn push(&mut self, to: &InstanceId, hops: u8, tick: &Tick) -> Option<OutgoingBatch> {
-        let writer = self.buffers.entry((to.clone(), hops)).or_default();
+        let i = match self
+            .buffers
+            .iter()
+            .position(|(id, h, _)| *h == hops && id == to)
+        {
+            Some(i) => i,
+            None => {
+                self.buffers.push((to.clone(), hops, BatchWriter::new()));
+                self.buffers.len() - 1
+            }
+        };
+        let (_, _, writer) = &mut self.buffers[i];
         writer.push(tick);
         (writer.len() >= MAX_FORWARD_BATCH).then(|| OutgoingBatch {
             to: to.clone(),
@@ -55,7 +68,7 @@ impl Forwarder {
     /// Takes every non-empty batch.
     pub fn drain(&mut self) -> Vec<OutgoingBatch> {
         let mut out = Vec::new();
-        for ((to, hops), writer) in &mut self.buffers {
+        for (to, hops, writer) in &mut self.buffers {
             if !writer.is_empty() {
                 out.push(OutgoingBatch {
                     to: to.clone(),
@@ -70,7 +83,7 @@ impl Forwarder {
 
     /// Ticks waiting in all buffers.
     pub fn pending(&self) -> usize {
-        self.buffers.values().map(BatchWriter::len).sum()
+        self.buffers.iter().map(|(_, _, w)| w.len()).sum()
     }
 }
 

@@ -139,6 +139,9 @@ pub(crate) struct FeedSpec {
     pub(crate) mode: String,
     pub(crate) redis: String,
     pub(crate) record: PathBuf,
+    /// `--universe FILE`: the N most active real symbols (topped up with
+    /// synthetic ones past the file's size).
+    pub(crate) universe: Option<PathBuf>,
 }
 
 /// `feed-sim --listen ADDR --symbols N --ticks M [--rate R] --mode MODE
@@ -161,6 +164,9 @@ pub(crate) fn feed_command(bin: &Path, spec: &FeedSpec) -> Command {
         .arg(&spec.record);
     if let Some(r) = spec.rate {
         cmd.arg("--rate").arg(r.to_string());
+    }
+    if let Some(u) = &spec.universe {
+        cmd.arg("--universe").arg(u);
     }
     cmd.env("RUST_LOG", "warn");
     cmd

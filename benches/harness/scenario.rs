@@ -93,6 +93,16 @@ pub(crate) struct ScenarioResult {
     pub(crate) stand_ins: bool,
 }
 
+/// The real S&P 500 universe shipped with feed-sim, when present (it is,
+/// in a checkout); the stand-in binaries do not take it.
+fn universe() -> Option<std::path::PathBuf> {
+    if stand_ins() {
+        return None;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feed-sim/data/sp500_universe.csv");
+    path.is_file().then_some(path)
+}
+
 fn stand_ins() -> bool {
     std::env::var_os(super::procs::BIN_DIR_ENV).is_some()
 }
@@ -204,6 +214,7 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         mode: sc.mode.clone(),
         redis: url.clone(),
         record: record.clone(),
+        universe: universe(),
     };
     let mut children = vec![Proc::spawn(
         "feed",

@@ -15,10 +15,12 @@
 //!   (the fencing token), and handed back if the flush failed.
 
 pub mod bar;
+pub mod fasthash;
 pub mod symbol;
 
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
+
+use fasthash::{FxHashMap, FxHashSet};
 
 pub use bar::Bar;
 pub use symbol::{GapAction, GapPolicy, Offer, SymbolState};
@@ -131,10 +133,10 @@ pub enum TickOutcome {
 #[derive(Debug)]
 pub struct Engine {
     cfg: EngineConfig,
-    slots: HashMap<PartitionId, Slot>,
-    symbols: HashMap<Symbol, Entry>,
-    dirty: HashSet<Symbol>,
-    gappy: HashSet<Symbol>,
+    slots: FxHashMap<PartitionId, Slot>,
+    symbols: FxHashMap<Symbol, Entry>,
+    dirty: FxHashSet<Symbol>,
+    gappy: FxHashSet<Symbol>,
     held: usize,
 }
 
@@ -143,10 +145,10 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         Self {
             cfg,
-            slots: HashMap::new(),
-            symbols: HashMap::new(),
-            dirty: HashSet::new(),
-            gappy: HashSet::new(),
+            slots: FxHashMap::default(),
+            symbols: FxHashMap::default(),
+            dirty: FxHashSet::default(),
+            gappy: FxHashSet::default(),
             held: 0,
         }
     }
@@ -366,7 +368,7 @@ impl Engine {
     /// Takes every dirty symbol's record, grouped by partition.
     pub fn take_flush(&mut self) -> Vec<PartitionFlush> {
         let dirty: Vec<Symbol> = self.dirty.iter().copied().collect();
-        let mut by_partition: HashMap<PartitionId, PartitionFlush> = HashMap::new();
+        let mut by_partition: FxHashMap<PartitionId, PartitionFlush> = FxHashMap::default();
         for symbol in dirty {
             let Some(partition) = self.symbols.get(&symbol).map(|e| e.partition) else {
                 self.dirty.remove(&symbol);

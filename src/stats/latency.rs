@@ -129,6 +129,24 @@ impl LatencyRecorder {
         }
     }
 
+    /// Records, under one lock, the time from each of `starts_ns` to
+    /// `end_ns` (nanosecond timestamps); a start after `end_ns` (clock skew
+    /// between hosts) is not a latency and is skipped. The
+    /// worker collects a batch's send times and records them in one go,
+    /// which costs a fraction of one locked record per sample.
+    pub fn record_all_until_ns(&self, starts_ns: &[u64], end_ns: u64) {
+        if starts_ns.is_empty() {
+            return;
+        }
+        if let Some(stripe) = self.stripes.get(my_stripe()) {
+            let mut h = stripe.lock().unwrap_or_else(PoisonError::into_inner);
+            for start in starts_ns.iter().filter(|s| **s <= end_ns) {
+                let us = ((end_ns - start) / 1_000).clamp(LOWEST_US, HIGHEST_US);
+                h.saturating_record(us);
+            }
+        }
+    }
+
     /// Records the time from `start_ns` to `end_ns` (nanosecond
     /// timestamps, e.g. a tick's `sent_ns` and now); a negative span (clock
     /// skew between hosts) counts as the 1 µs minimum.
@@ -212,6 +230,12 @@ mod tests {
         let i = r.take_interval();
         assert_eq!(i.len(), 3);
         assert_eq!(i.max(), 250);
+        assert_eq!(i.min(), 1);
+        r.record_all_until_ns(&[1_000_000, 1_999_900, 3_000_000], 2_000_000);
+        r.record_all_until_ns(&[], 2_000_000);
+        let i = r.take_interval();
+        assert_eq!(i.len(), 2, "the start after the end is skipped");
+        assert_eq!(i.max(), 1000);
         assert_eq!(i.min(), 1);
     }
 

@@ -119,6 +119,9 @@ pub struct Worker {
     /// The feed's latest seq of every symbol, owned or not, so a partition
     /// acquired after the feed went quiet still learns what it must have.
     feed_seqs: HashMap<Symbol, u64>,
+    /// `sent_ns` of the ticks applied in the batch being processed: their
+    /// end-to-end latency is recorded in one go when the batch is done.
+    e2e_sent: Vec<u64>,
 }
 
 impl Worker {
@@ -149,6 +152,7 @@ impl Worker {
             internal_rx,
             flush_in_flight: false,
             feed_seqs: HashMap::new(),
+            e2e_sent: Vec::with_capacity(4096),
         }
     }
 
@@ -240,6 +244,7 @@ impl Worker {
                 for tick in ticks {
                     self.route_tick(tick, 0, &view, now);
                 }
+                self.record_e2e();
             }
             IngestInput::Seqs(seqs) => {
                 let now = Instant::now();
@@ -271,6 +276,18 @@ impl Worker {
         let now = Instant::now();
         for tick in ticks {
             self.route_tick(tick, msg.hops, &view, now);
+        }
+        self.record_e2e();
+    }
+
+    /// Records the end-to-end latency of the ticks applied since the last
+    /// call, measured to now (the end of their batch).
+    fn record_e2e(&mut self) {
+        if !self.e2e_sent.is_empty() {
+            self.metrics
+                .e2e_us
+                .record_all_until_ns(&self.e2e_sent, now_ns());
+            self.e2e_sent.clear();
         }
     }
 
@@ -327,10 +344,7 @@ impl Worker {
         }
         self.count_outcome(outcome, replay);
         if let (TickOutcome::Applied { .. }, Some(sent), false) = (outcome, sent_ns, replay) {
-            let now_wall = now_ns();
-            if now_wall >= sent {
-                self.metrics.e2e_us.record_us((now_wall - sent) / 1000);
-            }
+            self.e2e_sent.push(sent);
         }
     }
 
@@ -359,6 +373,7 @@ impl Worker {
         for (tick, hops) in self.unrouted.take() {
             self.route_tick(tick, hops, &view, now);
         }
+        self.record_e2e();
         for batch in self.forwarder.drain() {
             self.send_forward(batch).await;
         }
