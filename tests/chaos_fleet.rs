@@ -9,25 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::chaos::{lease_owners, Chaos, Via};
+use support::chaos::{feed_args, lease_owners, Chaos, Via};
 use support::RedisServerOptions;
 
 const LEASE_MS: u64 = 1000;
-
-fn feed_args<'a>(ticks: &'a str, rate: &'a str, seed: &'a str) -> Vec<&'a str> {
-    vec![
-        "--mode",
-        "round-robin",
-        "--symbols",
-        "300",
-        "--ticks",
-        ticks,
-        "--rate",
-        rate,
-        "--seed",
-        seed,
-    ]
-}
 
 /// Waits until every lease is held and `id` holds at least one.
 async fn owns_some(c: &Chaos, id: &str, timeout: Duration) {

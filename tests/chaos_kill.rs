@@ -8,25 +8,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::chaos::{Chaos, Via};
+use support::chaos::{feed_args, Chaos, Via};
 
 /// Lease TTL of these clusters: short, so failover is quick.
 const LEASE_MS: u64 = 1000;
-
-fn feed_args<'a>(ticks: &'a str, rate: &'a str, seed: &'a str) -> Vec<&'a str> {
-    vec![
-        "--mode",
-        "round-robin",
-        "--symbols",
-        "300",
-        "--ticks",
-        ticks,
-        "--rate",
-        rate,
-        "--seed",
-        seed,
-    ]
-}
 
 /// Every lease held, none by `id`.
 async fn leases_all_held_without(c: &Chaos, id: &str) -> bool {

@@ -9,23 +9,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::chaos::{leases_of, Chaos, Via};
+use support::chaos::{feed_args, leases_of, Chaos, Via};
 use support::RedisServerOptions;
-
-fn feed_args<'a>(ticks: &'a str, rate: &'a str, seed: &'a str) -> Vec<&'a str> {
-    vec![
-        "--mode",
-        "round-robin",
-        "--symbols",
-        "300",
-        "--ticks",
-        ticks,
-        "--rate",
-        rate,
-        "--seed",
-        seed,
-    ]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {

@@ -347,3 +347,20 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Feed arguments of the chaos scenarios: round-robin over 300 symbols,
+/// `ticks` at `rate` ticks/s with `seed`.
+pub fn feed_args<'a>(ticks: &'a str, rate: &'a str, seed: &'a str) -> Vec<&'a str> {
+    vec![
+        "--mode",
+        "round-robin",
+        "--symbols",
+        "300",
+        "--ticks",
+        ticks,
+        "--rate",
+        rate,
+        "--seed",
+        seed,
+    ]
+}
