@@ -188,13 +188,7 @@ impl LeaseScripts {
             .invoke_async(con)
             .await
             .map_err(ClusterError::redis("lease renew"))?;
-        if raw.len() != held.len() {
-            return Err(protocol(
-                "lease renew",
-                format!("{} results for {} leases", raw.len(), held.len()),
-            ));
-        }
-        Ok(raw.into_iter().map(|r| r == 1).collect())
+        per_lease("lease renew", raw, held.len())
     }
 
     /// Releases (compare-and-delete) every lease in `held`; `true` where it
@@ -217,14 +211,20 @@ impl LeaseScripts {
             .invoke_async(con)
             .await
             .map_err(ClusterError::redis("lease release"))?;
-        if raw.len() != held.len() {
-            return Err(protocol(
-                "lease release",
-                format!("{} results for {} leases", raw.len(), held.len()),
-            ));
-        }
-        Ok(raw.into_iter().map(|r| r == 1).collect())
+        per_lease("lease release", raw, held.len())
     }
+}
+
+/// One `true`/`false` per lease from a script's `1`/`0` answers, checking
+/// that the script answered for every lease.
+fn per_lease(op: &'static str, raw: Vec<i64>, leases: usize) -> Result<Vec<bool>, ClusterError> {
+    if raw.len() != leases {
+        return Err(protocol(
+            op,
+            format!("{} results for {} leases", raw.len(), leases),
+        ));
+    }
+    Ok(raw.into_iter().map(|r| r == 1).collect())
 }
 
 fn protocol(op: &'static str, detail: String) -> ClusterError {

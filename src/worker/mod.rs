@@ -226,13 +226,17 @@ impl Worker {
     }
 
     async fn send_forward(&mut self, batch: OutgoingBatch) {
+        self.count_forward(&batch);
+        // Awaiting the bounded queue slows ingest when Redis falls behind.
+        let _ = self.out.forward.send(batch).await;
+    }
+
+    fn count_forward(&self, batch: &OutgoingBatch) {
         let ticks = batch.ticks as u64;
         if batch.hops > 1 {
             self.metrics.counters.reforwarded.add(ticks);
         }
         self.metrics.counters.forwarded_out.add(ticks);
-        // Awaiting the bounded queue slows ingest when Redis falls behind.
-        let _ = self.out.forward.send(batch).await;
     }
 
     fn on_input(&mut self, input: IngestInput) {
@@ -312,15 +316,14 @@ impl Worker {
                     return;
                 }
                 if let Some(full) = self.forwarder.push(owner, hops + 1, &tick) {
-                    // A full batch leaves without waiting for the drain; the
-                    // queue is bounded, so when it is full the batch waits in
-                    // the publisher's place rather than growing here.
+                    // A full batch leaves without waiting for the drain. This
+                    // path cannot await, so when the bounded queue is full the
+                    // batch is dropped and counted; the owner's gap fill asks
+                    // the feed for those ticks again.
+                    self.count_forward(&full);
                     let ticks = full.ticks as u64;
-                    self.metrics.counters.forwarded_out.add(ticks);
-                    if full.hops > 1 {
-                        self.metrics.counters.reforwarded.add(ticks);
-                    }
                     if self.out.forward.try_send(full).is_err() {
+                        self.metrics.counters.dropped.add(ticks);
                         tracing::debug!("forward queue full; batch dropped, gap fill recovers it");
                     }
                 }
