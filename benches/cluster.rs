@@ -18,7 +18,11 @@
 //! - `TICKSHARD_BENCH_ALLOW_FAIL=1`: exit 0 even when a scenario failed;
 //! - `TICKSHARD_BENCH_TICKS=M`: ticks per scenario of the full matrix
 //!   (default 2,000,000 unthrottled, half that at a fixed rate), for a
-//!   shorter full run on a busy machine.
+//!   shorter full run on a busy machine;
+//! - `TICKSHARD_BENCH_ONLY=TEXT`: run only the scenarios whose label
+//!   (`round-robin N=3 symbols=500 ticks=... rate=max`) contains TEXT;
+//! - `TICKSHARD_BENCH_KEEP_LOGS=1`: keep each run's directory (process
+//!   logs, ground truth) and print its path.
 //!
 //! Output: a table on stdout and one JSON object per line in
 //! `target/bench-results/cluster.jsonl` (rewritten each run): `kind` is
@@ -228,6 +232,17 @@ fn print_cluster(r: &ScenarioResult) {
             r.scenario.label(), r.ticks_per_s, r.sustained_ticks_per_s, r.cpu_ns_per_tick,
             r.e2e_us.p50, r.e2e_us.p99, r.e2e_us.p999, r.forward_us.p99
         );
+        let c = |name: &str| r.counters.get(name).copied().unwrap_or(0);
+        println!(
+            "         forwarded {} ({:.0}%), duplicates {}, gaps {}, replays {} ({} ticks), dropped {}",
+            c("forwarded_out"),
+            100.0 * c("forwarded_out") as f64 / r.scenario.ticks.max(1) as f64,
+            c("duplicates"),
+            c("gaps"),
+            c("replays_requested"),
+            c("replay_ticks"),
+            c("dropped")
+        );
     } else {
         println!(
             "cluster  {:<52} {status}: {}",
@@ -302,8 +317,11 @@ fn main() {
     if opts.cluster {
         let bins = Binaries::find(&common::profile_dir());
         let mut blocked: Option<String> = bins.as_ref().err().cloned();
+        let only = std::env::var("TICKSHARD_BENCH_ONLY").unwrap_or_default();
+        let keep_logs = std::env::var_os("TICKSHARD_BENCH_KEEP_LOGS").is_some();
         let runs = scenarios(opts.quick)
             .into_iter()
+            .filter(|sc| sc.label().contains(&only))
             .flat_map(|sc| std::iter::repeat_n(sc, opts.repeat.max(1)));
         for sc in runs {
             let r = match (&blocked, &bins) {
@@ -312,7 +330,13 @@ fn main() {
                         .prefix("tickshard-bench-")
                         .tempdir();
                     match dir {
-                        Ok(dir) => rt.block_on(scenario::run(bins, &sc, dir.path())),
+                        Ok(dir) => {
+                            let r = rt.block_on(scenario::run(bins, &sc, dir.path()));
+                            if keep_logs {
+                                println!("logs: {}", dir.keep().display());
+                            }
+                            r
+                        }
                         Err(e) => ScenarioResult::not_run(&sc, Status::Failed, e.to_string()),
                     }
                 }

@@ -50,6 +50,7 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod engine;
+pub mod fasthash;
 pub mod forward;
 pub mod http;
 pub mod ingest;

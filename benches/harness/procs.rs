@@ -142,6 +142,8 @@ pub(crate) struct FeedSpec {
     /// `--universe FILE`: the N most active real symbols (topped up with
     /// synthetic ones past the file's size).
     pub(crate) universe: Option<PathBuf>,
+    /// `--wait-clients N`: the first tick waits for every processor.
+    pub(crate) wait_clients: usize,
 }
 
 /// `feed-sim --listen ADDR --symbols N --ticks M [--rate R] --mode MODE
@@ -161,7 +163,9 @@ pub(crate) fn feed_command(bin: &Path, spec: &FeedSpec) -> Command {
         .arg("--seed")
         .arg("1")
         .arg("--record")
-        .arg(&spec.record);
+        .arg(&spec.record)
+        .arg("--wait-clients")
+        .arg(spec.wait_clients.to_string());
     if let Some(r) = spec.rate {
         cmd.arg("--rate").arg(r.to_string());
     }

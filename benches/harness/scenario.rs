@@ -88,6 +88,9 @@ pub(crate) struct ScenarioResult {
     pub(crate) flush_us: Percentiles,
     /// Stats messages received.
     pub(crate) stats_messages: usize,
+    /// The processors' counters at the end (summed; zeros left out):
+    /// forwarded, gaps, replays... say why a run was slow.
+    pub(crate) counters: BTreeMap<String, u64>,
     /// The binaries came from `$TICKSHARD_BENCH_BIN_DIR` (e.g. the
     /// stand-ins that test the harness): not a measurement of tickshard.
     pub(crate) stand_ins: bool,
@@ -124,6 +127,7 @@ impl ScenarioResult {
             forward_us: Percentiles::default(),
             flush_us: Percentiles::default(),
             stats_messages: 0,
+            counters: BTreeMap::new(),
             stand_ins: stand_ins(),
         }
     }
@@ -215,6 +219,7 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         redis: url.clone(),
         record: record.clone(),
         universe: universe(),
+        wait_clients: sc.processors,
     };
     let mut children = vec![Proc::spawn(
         "feed",
@@ -347,6 +352,7 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
         forward_us: stats::percentiles(&snaps, LatencyKind::Forward),
         flush_us: stats::percentiles(&snaps, LatencyKind::Flush),
         stats_messages: snaps.len(),
+        counters: stats::final_counters(&snaps),
         stand_ins: stand_ins(),
     })
 }

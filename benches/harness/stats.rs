@@ -130,3 +130,24 @@ pub(crate) fn applied_rates(snapshots: &[StatsSnapshot]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// The processors' counters at the end of the run: each instance's last
+/// (cumulative) snapshot, summed over instances; zero counters left out.
+pub(crate) fn final_counters(snapshots: &[StatsSnapshot]) -> BTreeMap<String, u64> {
+    let mut last: BTreeMap<&str, &StatsSnapshot> = BTreeMap::new();
+    for s in snapshots {
+        let slot = last.entry(s.instance.as_str()).or_insert(s);
+        if s.ts_ms >= slot.ts_ms {
+            *slot = s;
+        }
+    }
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for s in last.values() {
+        for (name, v) in s.counters.values() {
+            if v > 0 {
+                *out.entry(name.to_string()).or_default() += v;
+            }
+        }
+    }
+    out
+}

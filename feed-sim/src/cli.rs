@@ -153,6 +153,12 @@ pub struct Args {
     /// (default: keep serving replays until stopped).
     #[arg(long, env = "TICKSHARD_FEED_EXIT_AFTER")]
     pub exit_after: Option<f64>,
+
+    /// Hold the first tick until this many clients have said `hello`
+    /// (a benchmark starts the clock with every processor connected).
+    /// Later, one connected client is enough to go on sending.
+    #[arg(long, env = "TICKSHARD_FEED_WAIT_CLIENTS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub wait_clients: u64,
 }
 
 /// Where ticks come from.
@@ -213,6 +219,8 @@ pub struct Config {
     pub owner_poll: Duration,
     /// Exit this long after the last tick, if set.
     pub exit_after: Option<Duration>,
+    /// Clients to wait for before the first tick.
+    pub wait_clients: usize,
 }
 
 /// A command line that parses but makes no sense.
@@ -353,6 +361,7 @@ impl Args {
             seqs_interval: Duration::from_millis(self.seqs_ms),
             owner_poll: Duration::from_millis(self.owner_poll_ms),
             exit_after,
+            wait_clients: usize::try_from(self.wait_clients).unwrap_or(usize::MAX),
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct LoopConfig {
     pub mode: Mode,
     /// Seed of the random picker.
     pub seed: u64,
+    /// Clients to wait for before the first tick (then one is enough).
+    pub wait_clients: usize,
 }
 
 /// How the loop ended.
@@ -145,13 +147,22 @@ impl FeedLoop {
         }
     }
 
-    async fn wait_for_client(&mut self) -> Result<(), Stopped> {
-        tracing::info!("no client connected: waiting for one before sending");
+    /// Waits until at least `wanted` clients are connected.
+    async fn wait_for_clients(&mut self, wanted: usize) -> Result<(), Stopped> {
+        if wanted <= 1 {
+            tracing::info!("no client connected: waiting for one before sending");
+        }
         let paused = Instant::now();
+        let mut logged = None;
         loop {
             self.hub_rx.mark_unchanged();
-            if !self.shared.hub.snapshot().is_empty() {
+            let have = self.shared.hub.snapshot().len();
+            if have >= wanted.max(1) {
                 break;
+            }
+            if wanted > 1 && logged != Some(have) {
+                logged = Some(have);
+                tracing::info!(have, wanted, "waiting for clients before the first tick");
             }
             tokio::select! {
                 biased;
@@ -179,7 +190,7 @@ impl FeedLoop {
         loop {
             self.refresh_conns();
             if self.conns.is_empty() {
-                self.wait_for_client().await?;
+                self.wait_for_clients(1).await?;
                 continue;
             }
             let n = self.conns.len();
@@ -317,8 +328,13 @@ impl FeedLoop {
                 }
             }
             self.refresh_conns();
-            if self.conns.is_empty() {
-                self.wait_for_client().await?;
+            let wanted = if outcome.send_start.is_none() {
+                self.cfg.wait_clients
+            } else {
+                1
+            };
+            if self.conns.len() < wanted.max(1) {
+                self.wait_for_clients(wanted).await?;
             }
             let now = Instant::now();
             if outcome.send_start.is_none() {

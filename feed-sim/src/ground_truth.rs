@@ -3,9 +3,11 @@
 //! exactly with the processors' state, written atomically (temp file, then
 //! rename) so a reader never sees half a file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
 use std::io::Write;
 use std::path::Path;
+use tickshard::fasthash::FxHashMap;
 
 use serde::Serialize;
 use tickshard::tick::{Symbol, Tick};
@@ -15,7 +17,7 @@ use tickshard::totals::SymbolTotals;
 #[derive(Debug, Default, Clone)]
 pub struct GroundTruth {
     ticks: u64,
-    symbols: HashMap<Symbol, SymbolTotals>,
+    symbols: FxHashMap<Symbol, SymbolTotals>,
 }
 
 /// One symbol in the record file.

@@ -231,6 +231,7 @@ impl Feed {
                 duration: config.duration,
                 mode: config.mode,
                 seed: config.seed,
+                wait_clients: config.wait_clients,
             },
             owners_rx,
             returns_rx,

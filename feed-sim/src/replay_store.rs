@@ -10,7 +10,9 @@
 //! tick of its own symbol (or, for a symbol with nothing kept, of another
 //! symbol in turn), so the newest ticks, which late gaps need, stay.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use tickshard::fasthash::FxHashMap;
 
 use tickshard::tick::{Price, Symbol, Tick};
 
@@ -114,7 +116,7 @@ impl SymbolLog {
 /// Every tick sent, by symbol and seq.
 #[derive(Debug)]
 pub struct ReplayStore {
-    index: HashMap<Symbol, u32>,
+    index: FxHashMap<Symbol, u32>,
     logs: Vec<SymbolLog>,
     limit: usize,
     kept: usize,
@@ -126,7 +128,7 @@ impl ReplayStore {
     /// An empty store keeping at most `limit` ticks (0 keeps none).
     pub fn new(limit: usize) -> Self {
         Self {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             logs: Vec::new(),
             limit,
             kept: 0,

@@ -1,12 +1,14 @@
 //! The real `feed-sim` binary: real-data replay with `--record`, the JSON
-//! summary line on SIGTERM, bad input rows, and `--help`.
+//! summary line on SIGTERM, bad input rows, `--wait-clients`, and `--help`.
 
 mod support;
 
 use std::io::Write;
 use std::time::Duration;
 
-use support::{data_file, Client, Collector, FeedProcess};
+use support::{
+    assert_contiguous, data_file, seqs_by_symbol, Client, Collector, FeedProcess, Received,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -182,4 +184,44 @@ async fn the_real_universe_drives_generation() {
     // --exit-after 0: exits by itself after the last tick.
     let out = feed.wait_exit(T);
     assert_eq!(out["ticks_sent"], 5000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_clients_holds_the_first_tick_until_enough_clients_said_hello() {
+    let feed = FeedProcess::spawn(&[
+        "--ticks",
+        "2000",
+        "--symbols",
+        "20",
+        "--batch",
+        "10",
+        "--wait-clients",
+        "2",
+    ]);
+    let mut a = Client::connect(feed.addr, "p1", "binary").await;
+    // Logged from inside the wait, with one client known: nothing was sent.
+    feed.wait_log(
+        "waiting for clients before the first tick have=1 wanted=2",
+        T,
+    );
+    let mut b = Client::connect(feed.addr, "p2", "binary").await;
+    let (mut ca, mut cb) = (Collector::new(), Collector::new());
+    let deadline = std::time::Instant::now() + T;
+    while ca.ticks.len() + cb.ticks.len() < 2000 {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        tokio::select! {
+            r = a.recv(T) => if let Received::Ticks(t) = r { ca.ticks.extend(t) },
+            r = b.recv(T) => if let Received::Ticks(t) = r { cb.ticks.extend(t) },
+        }
+    }
+    assert!(
+        !ca.ticks.is_empty() && !cb.ticks.is_empty(),
+        "both got a share"
+    );
+    let mut all = ca.ticks.clone();
+    all.extend(cb.ticks.iter().copied());
+    assert_eq!(all.len(), 2000);
+    assert_contiguous(&seqs_by_symbol(&all));
+    let summary = feed.stop();
+    assert_eq!(summary["ticks_sent"], 2000);
 }

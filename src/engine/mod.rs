@@ -15,12 +15,11 @@
 //!   (the fencing token), and handed back if the flush failed.
 
 pub mod bar;
-pub mod fasthash;
 pub mod symbol;
 
 use std::time::Instant;
 
-use fasthash::{FxHashMap, FxHashSet};
+use crate::fasthash::{FxHashMap, FxHashSet};
 
 pub use bar::Bar;
 pub use symbol::{GapAction, GapPolicy, Offer, SymbolState};
@@ -319,6 +318,14 @@ impl Engine {
         if entry.state.announce(seq, now) {
             self.gappy.insert(symbol);
         }
+    }
+
+    /// Sets how long a gap waits before the first replay request and
+    /// between requests (the worker stretches them while forwarded ticks
+    /// arrive late).
+    pub fn set_replay_delays(&mut self, after: std::time::Duration, retry: std::time::Duration) {
+        self.cfg.gap.replay_after = after;
+        self.cfg.gap.replay_retry = retry;
     }
 
     /// Decides, for every symbol with a gap, whether to replay or skip.

@@ -11,9 +11,9 @@
 
 pub mod flusher;
 mod hold;
+mod lateness;
 mod publish;
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use crate::cluster::{
 };
 use crate::codec::decode_batch;
 use crate::engine::{Engine, EngineConfig, GapEvent, PartitionStatus, TickOutcome};
+use crate::fasthash::FxHashMap;
 use crate::forward::{Forwarder, OutgoingBatch};
 use crate::ingest::{IngestInput, ReplayRequest};
 use crate::partition::partition_of;
@@ -37,6 +38,7 @@ use crate::tick::{Epoch, PartitionId, Symbol, Tick};
 
 pub use flusher::FlushJob;
 use hold::HoldBuffer;
+use lateness::Lateness;
 pub use publish::run_publisher;
 
 /// Most hops a forwarded tick makes before it is dropped (the owner's gap
@@ -118,10 +120,14 @@ pub struct Worker {
     flush_in_flight: bool,
     /// The feed's latest seq of every symbol, owned or not, so a partition
     /// acquired after the feed went quiet still learns what it must have.
-    feed_seqs: HashMap<Symbol, u64>,
+    feed_seqs: FxHashMap<Symbol, u64>,
     /// `sent_ns` of the ticks applied in the batch being processed: their
     /// end-to-end latency is recorded in one go when the batch is done.
     e2e_sent: Vec<u64>,
+    /// Full forward batches waiting for room in the publisher's queue.
+    stalled: Vec<OutgoingBatch>,
+    /// How late forwarded ticks arrive: stretches the replay delays.
+    lateness: Lateness,
 }
 
 impl Worker {
@@ -151,8 +157,10 @@ impl Worker {
             internal_tx,
             internal_rx,
             flush_in_flight: false,
-            feed_seqs: HashMap::new(),
+            feed_seqs: FxHashMap::default(),
             e2e_sent: Vec::with_capacity(4096),
+            stalled: Vec::new(),
+            lateness: Lateness::new(Instant::now()),
         }
     }
 
@@ -198,6 +206,7 @@ impl Worker {
                 else => break,
             }
         }
+        self.send_forwards().await;
         self.flush_in_flight = false;
         self.flush().await;
         let Self { flush_tx, .. } = self;
@@ -212,6 +221,9 @@ impl Worker {
     /// buffers: batches grow with load, with no fixed linger.
     async fn drain_more(&mut self, ch: &mut WorkerChannels) {
         for _ in 0..self.cfg.max_drain {
+            if !self.stalled.is_empty() {
+                break; // the publisher is behind: send before taking more
+            }
             if let Ok(msg) = ch.inbox.try_recv() {
                 self.on_inbox(msg);
             } else if let Ok(input) = ch.input.try_recv() {
@@ -220,15 +232,48 @@ impl Worker {
                 break;
             }
         }
+        self.send_forwards().await;
+    }
+
+    /// A full batch leaves at once when the publisher's queue has room.
+    /// This path cannot await, so otherwise it waits in `stalled` (behind
+    /// any batch already waiting, to keep the order) until the drain sends
+    /// it with backpressure. `stalled` holds at most the ticks of the input
+    /// taken since the last drain, so it stays bounded.
+    fn send_full(&mut self, full: OutgoingBatch) {
+        self.count_forward(&full);
+        if !self.stalled.is_empty() {
+            self.stalled.push(full);
+            return;
+        }
+        match self.out.forward.try_send(full) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(full)) => self.stalled.push(full),
+            Err(mpsc::error::TrySendError::Closed(full)) => {
+                // Only while shutting down: the owner's gap fill recovers it.
+                self.metrics.counters.dropped.add(full.ticks as u64);
+            }
+        }
+    }
+
+    /// Sends the batches waiting for room, then the partly filled buffers.
+    async fn send_forwards(&mut self) {
+        for batch in std::mem::take(&mut self.stalled) {
+            self.send_forward(batch).await;
+        }
         for batch in self.forwarder.drain() {
+            self.count_forward(&batch);
             self.send_forward(batch).await;
         }
     }
 
     async fn send_forward(&mut self, batch: OutgoingBatch) {
-        self.count_forward(&batch);
+        let ticks = batch.ticks as u64;
         // Awaiting the bounded queue slows ingest when Redis falls behind.
-        let _ = self.out.forward.send(batch).await;
+        if self.out.forward.send(batch).await.is_err() {
+            // Only while shutting down: the owner's gap fill recovers it.
+            self.metrics.counters.dropped.add(ticks);
+        }
     }
 
     fn count_forward(&self, batch: &OutgoingBatch) {
@@ -278,6 +323,11 @@ impl Worker {
         self.metrics.counters.forwarded_in.add(ticks.len() as u64);
         let view = self.cluster.view();
         let now = Instant::now();
+        // The first tick of a batch is its oldest.
+        if let Some(sent) = ticks.iter().find(|t| !t.replay).and_then(|t| t.sent_ns) {
+            let age = Duration::from_nanos(now_wall.saturating_sub(sent));
+            self.lateness.observe(age, now);
+        }
         for tick in ticks {
             self.route_tick(tick, msg.hops, &view, now);
         }
@@ -316,16 +366,7 @@ impl Worker {
                     return;
                 }
                 if let Some(full) = self.forwarder.push(owner, hops + 1, &tick) {
-                    // A full batch leaves without waiting for the drain. This
-                    // path cannot await, so when the bounded queue is full the
-                    // batch is dropped and counted; the owner's gap fill asks
-                    // the feed for those ticks again.
-                    self.count_forward(&full);
-                    let ticks = full.ticks as u64;
-                    if self.out.forward.try_send(full).is_err() {
-                        self.metrics.counters.dropped.add(ticks);
-                        tracing::debug!("forward queue full; batch dropped, gap fill recovers it");
-                    }
+                    self.send_full(full);
                 }
             }
             Route::Hold => {
@@ -377,9 +418,7 @@ impl Worker {
             self.route_tick(tick, hops, &view, now);
         }
         self.record_e2e();
-        for batch in self.forwarder.drain() {
-            self.send_forward(batch).await;
-        }
+        self.send_forwards().await;
     }
 
     async fn on_ownership(&mut self, change: OwnershipChange) {
@@ -511,7 +550,14 @@ impl Worker {
     }
 
     fn scan_gaps(&mut self) {
-        for event in self.engine.scan_gaps(Instant::now()) {
+        let now = Instant::now();
+        let gap = &self.cfg.engine.gap;
+        // Never so late that a gap would be skipped before its replay.
+        let cap = gap.skip_after / 4;
+        let after = self.lateness.replay_delay(now, gap.replay_after, cap);
+        let retry = gap.replay_retry.max(after * 2);
+        self.engine.set_replay_delays(after, retry);
+        for event in self.engine.scan_gaps(now) {
             match event {
                 GapEvent::Replay {
                     symbol,

@@ -1,4 +1,5 @@
-//! A small, fast, non-cryptographic hasher for the engine's hot maps.
+//! A small, fast, non-cryptographic hasher for the per-tick maps keyed by
+//! symbol (the engine's, the worker's, and the feed simulator's).
 //!
 //! The engine hashes a `Symbol` (13 bytes) or a `PartitionId` (4 bytes)
 //! several times per tick; the standard library's SipHash costs tens of
