@@ -163,27 +163,6 @@ where
     }
 }
 
-async fn count_keys(conn: &mut redis::aio::MultiplexedConnection, pattern: String) -> usize {
-    let mut cursor: u64 = 0;
-    let mut n = 0;
-    loop {
-        let r: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await;
-        let Ok((next, keys)) = r else { return n };
-        n += keys.len();
-        if next == 0 {
-            return n;
-        }
-        cursor = next;
-    }
-}
-
 /// Runs one scenario to the end. Never panics: failures are a `Failed`
 /// result with the reason (and the failing process's log tail).
 pub(crate) async fn run(bins: &Binaries, sc: &Scenario, dir: &Path) -> ScenarioResult {
@@ -266,7 +245,9 @@ async fn run_inner(bins: &Binaries, sc: &Scenario, dir: &Path) -> Result<Scenari
                     .query_async(&mut c)
                     .await
                     .unwrap_or(0);
-                let leased = count_keys(&mut c, pattern).await;
+                let leased = tickshard::keys::scan_matching(&mut c, &pattern)
+                    .await
+                    .map_or(0, |k| k.len());
                 Ok((n == want && leased == PARTITIONS).then_some(()))
             }
         },

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 use tickshard::keys::Keys;
-use tickshard::tick::Symbol;
 
 /// One symbol in the ground truth.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -142,29 +141,8 @@ pub(crate) async fn read_stored(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) -> redis::RedisResult<BTreeMap<String, HashMap<String, String>>> {
-    // The prefix comes from the one place key names are built.
-    let probe: Symbol = "A"
-        .parse()
-        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Client, "probe symbol")))?;
-    let one = keys.sym(&probe);
-    let prefix = &one[..one.len() - 1];
-    let mut names: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        names.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let prefix = keys.sym_prefix();
+    let names = tickshard::keys::scan_matching(conn, &format!("{prefix}*")).await?;
     if names.is_empty() {
         return Ok(BTreeMap::new());
     }

@@ -249,11 +249,14 @@ impl Worker {
         match self.out.forward.try_send(full) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(full)) => self.stalled.push(full),
-            Err(mpsc::error::TrySendError::Closed(full)) => {
-                // Only while shutting down: the owner's gap fill recovers it.
-                self.metrics.counters.dropped.add(full.ticks as u64);
-            }
+            Err(mpsc::error::TrySendError::Closed(full)) => self.publisher_gone(&full),
         }
+    }
+
+    /// The publisher has stopped (only while shutting down): the batch is
+    /// counted as dropped and the owner's gap fill recovers it.
+    fn publisher_gone(&self, batch: &OutgoingBatch) {
+        self.metrics.counters.dropped.add(batch.ticks as u64);
     }
 
     /// Sends the batches waiting for room, then the partly filled buffers.
@@ -268,11 +271,9 @@ impl Worker {
     }
 
     async fn send_forward(&mut self, batch: OutgoingBatch) {
-        let ticks = batch.ticks as u64;
         // Awaiting the bounded queue slows ingest when Redis falls behind.
-        if self.out.forward.send(batch).await.is_err() {
-            // Only while shutting down: the owner's gap fill recovers it.
-            self.metrics.counters.dropped.add(ticks);
+        if let Err(mpsc::error::SendError(batch)) = self.out.forward.send(batch).await {
+            self.publisher_gone(&batch);
         }
     }
 
