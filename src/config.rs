@@ -139,6 +139,18 @@ pub struct ProcessorArgs {
     /// How long a gap may go without progress before it is skipped (counted and logged), in milliseconds.
     #[arg(long, env = "TICKSHARD_GAP_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub gap_timeout_ms: u64,
+
+    /// Most symbols written by one flush script: a flush is cut into
+    /// scripts this small so none holds Redis (which also carries the
+    /// forwarded ticks and the leases) for long.
+    #[arg(long, env = "TICKSHARD_FLUSH_CHUNK", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub flush_chunk: u32,
+
+    /// Flow-control window: most ticks forwarded to one instance and not
+    /// yet processed by it. A full window pauses reading the feed, so the
+    /// direct path never runs ahead of the forwarded one by more.
+    #[arg(long, env = "TICKSHARD_FLOW_WINDOW", default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub flow_window: u64,
 }
 
 impl ProcessorArgs {

@@ -21,6 +21,9 @@ pub struct OutgoingBatch {
     pub hops: u8,
     /// Ticks in it.
     pub ticks: usize,
+    /// Flow-control mark (from [`crate::cluster::ClusterHandle::charge`]),
+    /// set when the batch is counted as forwarded.
+    pub mark: u64,
     /// The binary batch frame.
     pub frame: Vec<u8>,
 }
@@ -61,8 +64,14 @@ impl Forwarder {
             to: to.clone(),
             hops,
             ticks: writer.len(),
+            mark: 0,
             frame: writer.take(),
         })
+    }
+
+    /// Every destination this forwarder has sent to.
+    pub fn destinations(&self) -> impl Iterator<Item = &InstanceId> {
+        self.buffers.iter().map(|(to, _, _)| to)
     }
 
     /// Takes every non-empty batch.
@@ -74,6 +83,7 @@ impl Forwarder {
                     to: to.clone(),
                     hops: *hops,
                     ticks: writer.len(),
+                    mark: 0,
                     frame: writer.take(),
                 });
             }

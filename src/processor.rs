@@ -29,6 +29,7 @@ use crate::keys::Keys;
 use crate::stats::{run_publisher as run_stats_publisher, FnSource, Metrics, PublisherConfig};
 use crate::store::Store;
 use crate::tick::InstanceId;
+use crate::worker::admission::AdmissionConfig;
 use crate::worker::{run_publisher, Worker, WorkerChannels, WorkerConfig, WorkerOutputs};
 
 /// How long open HTTP connections may delay the exit.
@@ -103,7 +104,11 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
 
     let client = redis.client()?;
     let conn = redis::aio::ConnectionManager::new(client).await?;
-    let store = Store::new(conn.clone(), keys.clone(), instance.clone());
+    // The store has a connection of its own: its flush scripts never queue
+    // behind the stats messages, nor those behind a flush.
+    let store_conn = redis::aio::ConnectionManager::new(redis.client()?).await?;
+    let store = Store::new(store_conn, keys.clone(), instance.clone())
+        .with_chunk(args.flush_chunk as usize);
     let metrics = Arc::new(Metrics::new());
 
     let (input_tx, input_rx) = mpsc::channel(256);
@@ -165,16 +170,24 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, http_stop.clone()));
 
+    let max_held = 1_000_000;
+    let replay_retry = Duration::from_millis((args.gap_replay_ms * 4).max(200));
     let worker_cfg = WorkerConfig {
+        admission: AdmissionConfig {
+            window: args.flow_window,
+            hold_limit: max_held / 4,
+            stall_after: args.lease() / 2,
+            replay_grace: replay_retry * 2,
+        },
         engine: EngineConfig {
             gap: GapPolicy {
                 replay_after: Duration::from_millis(args.gap_replay_ms),
-                replay_retry: Duration::from_millis((args.gap_replay_ms * 4).max(200)),
+                replay_retry,
                 skip_after: Duration::from_millis(args.gap_timeout_ms),
                 max_replay_span: 10_000,
                 bar_width_ns: args.bar_secs * 1_000_000_000,
             },
-            max_held: 1_000_000,
+            max_held,
             max_loading_held: 200_000,
         },
         flush_every: Duration::from_millis(args.flush_ms),

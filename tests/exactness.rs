@@ -8,8 +8,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use nix::sys::signal::Signal;
-use support::fleet::{assert_exact, read_truth, spawn_processor, wait_all_owned};
+use support::fleet::{
+    assert_exact, processor_args, read_truth, spawn_processor, tickshard_bin, wait_all_owned,
+};
 use support::procs::Proc;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -28,6 +31,18 @@ struct Run {
 impl Run {
     /// Redis, `n` processors settled, then the feed with `feed_args`.
     async fn start(ns: &str, n: usize, feed_args: &[&str]) -> Run {
+        Self::start_with(ns, n, feed_args, &[], |_| {}).await
+    }
+
+    /// As [`Run::start`], with `env` for the processors, and `before_feed`
+    /// run once the cluster is settled, just before the feed starts.
+    async fn start_with(
+        ns: &str,
+        n: usize,
+        feed_args: &[&str],
+        env: &[(&str, &str)],
+        before_feed: impl FnOnce(&support::RedisServer),
+    ) -> Run {
         let redis = support::redis();
         let mut conn = support::connect(&redis).await;
         let dir = tempfile::tempdir().unwrap();
@@ -39,10 +54,18 @@ impl Run {
         // Processors first, so the feed's first batches find a settled cluster.
         let port = tickshard::redis_server::free_port().unwrap();
         let feed_url = format!("ws://127.0.0.1:{port}");
+        let mut env = env.to_vec();
+        env.push(("RUST_LOG", "info"));
         let procs: Vec<Proc> = (1..=n)
-            .map(|i| spawn_processor(&url, Some(&feed_url), &format!("p{i}"), ns, 2000))
+            .map(|i| {
+                let id = format!("p{i}");
+                let args = processor_args(&url, Some(&feed_url), &id, ns, 2000);
+                Proc::spawn(&id, tickshard_bin().to_str().unwrap(), &args, &env)
+            })
             .collect();
         wait_all_owned(&mut conn, ns, 64, Duration::from_secs(10)).await;
+        wait_balanced(&conn, ns, n).await;
+        before_feed(&redis);
         let listen = format!("127.0.0.1:{port}");
         let mut all = vec!["--listen", &listen];
         all.extend(args);
@@ -66,6 +89,24 @@ impl Run {
         assert_exact(&mut self.conn, &self.ns, &truth, SETTLE, &all).await;
         truth.ticks
     }
+}
+
+/// Waits until the `n` processors hold ⌊64/n⌋ or ⌈64/n⌉ partitions each:
+/// the assignment has settled and no lease moves until something changes.
+async fn wait_balanced(conn: &redis::aio::MultiplexedConnection, ns: &str, n: usize) {
+    support::wait_until(Duration::from_secs(20), "a balanced assignment", || {
+        let conn = conn.clone();
+        async move {
+            let owners = support::chaos::lease_owners(conn, ns).await;
+            let mut per: std::collections::BTreeMap<String, usize> = Default::default();
+            for o in owners.into_iter().flatten() {
+                *per.entry(o).or_default() += 1;
+            }
+            let (lo, hi) = (64 / n, 64_usize.div_ceil(n));
+            per.len() == n && per.values().all(|c| (lo..=hi).contains(c))
+        }
+    })
+    .await;
 }
 
 fn spawn_feed_at(args: &[&str]) -> (Proc, ()) {
@@ -127,6 +168,119 @@ async fn round_robin_million_ticks_are_exact_and_mostly_forwarded() {
     let ratio = forwarded as f64 / ticks as f64;
     assert!((0.5..0.8).contains(&ratio), "forwarded ratio {ratio}");
     let _ = &run.redis;
+}
+
+/// Sustained overload: an unthrottled feed of 5M ticks against three
+/// processors on a 2-core machine is far more than they can apply as it
+/// arrives. Flow control must slow the intake instead of dropping: no tick
+/// is dropped, no lease moves while feeding, and the result is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unthrottled_overload_drops_nothing_and_moves_no_lease() {
+    let mut run = Run::start(
+        "overload",
+        3,
+        &[
+            "--mode",
+            "round-robin",
+            "--symbols",
+            "500",
+            "--ticks",
+            "5000000",
+            "--seed",
+            "12",
+        ],
+    )
+    .await;
+    // The assignment settled before the feed started: from here on, no
+    // lease may move.
+    let acquired_before = total_counter(&run.procs, "tickshard_leases_acquired_total").await;
+    assert_eq!(run.assert_exact().await, 5_000_000);
+    let procs = &run.procs;
+    assert_eq!(total_counter(procs, "tickshard_dropped_total").await, 0);
+    assert_eq!(
+        total_counter(procs, "tickshard_leases_acquired_total").await,
+        acquired_before,
+        "a lease moved while feeding"
+    );
+    assert_eq!(total_counter(procs, "tickshard_leases_lost_total").await, 0);
+    assert_eq!(
+        total_counter(procs, "tickshard_gaps_skipped_total").await,
+        0
+    );
+    let paused = total_counter(procs, "tickshard_intake_paused_credit_total").await
+        + total_counter(procs, "tickshard_intake_paused_held_total").await;
+    eprintln!(
+        "overload: exact; intake paused {paused} times; duplicates {}",
+        total_counter(procs, "tickshard_duplicates_total").await
+    );
+}
+
+/// Every flush script writes at most `--flush-chunk` symbols: read off
+/// Redis's own MONITOR stream while 500 symbols are flushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_flush_script_writes_more_than_the_chunk() {
+    const CHUNK: usize = 8;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut run = Run::start_with(
+        "chunk",
+        2,
+        &[
+            "--mode",
+            "round-robin",
+            "--symbols",
+            "500",
+            "--ticks",
+            "200000",
+            "--rate",
+            "50000",
+            "--seed",
+            "13",
+        ],
+        &[("TICKSHARD_FLUSH_CHUNK", "8")],
+        |redis| {
+            let _ = tx.send(redis.url());
+        },
+    )
+    .await;
+    let url = rx.recv().unwrap();
+    let monitor = redis::Client::open(url)
+        .unwrap()
+        .get_async_monitor()
+        .await
+        .unwrap();
+    let sizes = tokio::spawn(async move {
+        let mut sizes = Vec::new();
+        let mut lines = monitor.into_on_message::<String>();
+        while let Some(line) = lines.next().await {
+            if let Some(n) = flush_script_symbols(&line) {
+                sizes.push(n);
+            }
+        }
+        sizes
+    });
+    assert_eq!(run.assert_exact().await, 200_000);
+    drop(run);
+    let sizes = tokio::time::timeout(Duration::from_secs(10), sizes)
+        .await
+        .expect("the monitor stream ends with its server")
+        .unwrap();
+    assert!(!sizes.is_empty(), "no flush script seen");
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(largest <= CHUNK, "a flush script wrote {largest} symbols");
+    assert_eq!(largest, CHUNK, "flushes were never cut at the chunk");
+}
+
+/// Symbols written by the flush script in one MONITOR line, if it is one:
+/// `... "EVALSHA" "<sha>" "<numkeys>" "<ns>:lease:<p>" "<ns>:psyms:<p>" ...`
+/// with two keys per symbol after those two.
+fn flush_script_symbols(line: &str) -> Option<usize> {
+    let args: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+    let at = args
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case("evalsha"))?;
+    let numkeys: usize = args.get(at + 2)?.parse().ok()?;
+    let flush = args.get(at + 3)?.contains(":lease:") && args.get(at + 4)?.contains(":psyms:");
+    (flush && numkeys >= 2).then(|| (numkeys - 2) / 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
 use super::config::Timings;
+use super::credit::Credits;
 use super::error::{ClusterError, RequestError};
 use super::events::{now_ns, ClusterEvent};
 use super::membership::MemberInfo;
@@ -88,6 +89,12 @@ pub(crate) struct Shared {
     /// Connection for messages, separate from the lease connection so a
     /// burst of data never delays a renew.
     pub(crate) publisher: ConnectionManager,
+    /// Flow-control counters of data messages, both directions.
+    pub(crate) credits: Credits,
+    /// Bumped whenever an acknowledgement frees credit.
+    pub(crate) credit_version: watch::Sender<u64>,
+    /// Woken when there is consumption to acknowledge.
+    pub(crate) acks_pending: Notify,
 }
 
 /// Cloneable access to the cluster for the rest of the service.
@@ -151,7 +158,52 @@ impl ClusterHandle {
         hops: u8,
         payload: Bytes,
     ) -> Result<usize, ClusterError> {
-        self.publish(to, MessageKind::Data, hops, 0, payload).await
+        self.send_charged(to, hops, 0, payload).await
+    }
+
+    /// Charges `units` of flow-control credit to `to` for a data message
+    /// about to be sent; returns the mark to send it with
+    /// ([`Self::send_charged`]). Charge when the message is created, not
+    /// when it is published, so local queues count as in flight too.
+    pub fn charge(&self, to: &InstanceId, units: u64) -> u64 {
+        self.shared.credits.charge(to, units)
+    }
+
+    /// Like [`Self::send`], for a message charged with [`Self::charge`].
+    pub async fn send_charged(
+        &self,
+        to: &InstanceId,
+        hops: u8,
+        mark: u64,
+        payload: Bytes,
+    ) -> Result<usize, ClusterError> {
+        self.publish(to, MessageKind::Data, hops, mark, payload)
+            .await
+    }
+
+    /// Units charged to `to` that its consumer has not acknowledged yet.
+    pub fn in_flight(&self, to: &InstanceId) -> u64 {
+        self.shared.credits.in_flight(to)
+    }
+
+    /// Gives up waiting for `to`'s acknowledgements (it may be gone):
+    /// everything charged to it counts as acknowledged.
+    pub fn forgive(&self, to: &InstanceId) {
+        self.shared.credits.forgive(to);
+    }
+
+    /// Changes whenever an acknowledgement frees credit.
+    pub fn credit_changes(&self) -> watch::Receiver<u64> {
+        self.shared.credit_version.subscribe()
+    }
+
+    /// Tells the sender of `msg` that it has been processed (acknowledged
+    /// within [`ACK_EVERY`](super::credit::ACK_EVERY), cumulatively).
+    pub fn consumed(&self, msg: &InboxMessage) {
+        if msg.mark != 0 {
+            self.shared.credits.consumed(&msg.from, msg.mark);
+            self.shared.acks_pending.notify_one();
+        }
     }
 
     /// Sends a request to `to` and waits for its reply.
@@ -236,6 +288,9 @@ pub struct InboxMessage {
     pub hops: u8,
     /// Sender's wall clock at send, ns since the Unix epoch.
     pub sent_ns: u64,
+    /// Flow-control mark (0 when the sender did not charge it); pass the
+    /// message to [`ClusterHandle::consumed`] once processed.
+    pub mark: u64,
     /// The payload.
     pub payload: Bytes,
 }

@@ -122,6 +122,9 @@ impl Cluster {
             pending: Pending::default(),
             next_correlation: AtomicU64::new(rand::random::<u64>() >> 1),
             publisher,
+            credits: Default::default(),
+            credit_version: tokio::sync::watch::channel(0).0,
+            acks_pending: Default::default(),
         });
         let handle = ClusterHandle {
             shared: Arc::clone(&shared),
@@ -146,6 +149,10 @@ impl Cluster {
             internal: internal_tx,
         };
         let subscriber_task = tokio::spawn(subscriber.run(first, subscriber_cancel.clone()));
+        tokio::spawn(super::credit::run_acker(
+            handle.clone(),
+            subscriber_cancel.clone(),
+        ));
         // From here on, failing must stop the subscriber.
         let guard = subscriber_cancel.clone().drop_guard();
 

@@ -8,11 +8,13 @@
 //! offset size field
 //! 0      2    magic "TS"
 //! 2      1    version = 1
-//! 3      1    kind: 1 data, 2 request, 3 reply
+//! 3      1    kind: 1 data, 2 request, 3 reply, 4 ack
 //! 4      1    hops (data forwarded again increments it)
 //! 5      1    sender id length L (1..=64)
 //! 6      L    sender id (ASCII, validated as an InstanceId)
-//! 6+L    8    correlation id (0 for data)
+//! 6+L    8    correlation id (requests, replies); for data the
+//!             sender's flow-control mark (0: not flow-controlled), for
+//!             ack the latest mark consumed (see `credit`)
 //! 14+L   8    sent_ns, wall clock nanoseconds at the sender
 //! 22+L   ..   payload
 //! ```
@@ -41,6 +43,8 @@ pub enum MessageKind {
     Request,
     /// The reply to a request.
     Reply,
+    /// Flow control: the receiver consumed data up to a mark.
+    Ack,
 }
 
 impl MessageKind {
@@ -49,6 +53,7 @@ impl MessageKind {
             Self::Data => 1,
             Self::Request => 2,
             Self::Reply => 3,
+            Self::Ack => 4,
         }
     }
 }
@@ -136,6 +141,7 @@ impl Envelope {
             1 => MessageKind::Data,
             2 => MessageKind::Request,
             3 => MessageKind::Reply,
+            4 => MessageKind::Ack,
             k => return Err(EnvelopeError::Kind(k)),
         };
         let hops = raw[4];
@@ -217,7 +223,12 @@ mod tests {
 
     #[test]
     fn round_trips_every_kind() {
-        for k in [MessageKind::Data, MessageKind::Request, MessageKind::Reply] {
+        for k in [
+            MessageKind::Data,
+            MessageKind::Request,
+            MessageKind::Reply,
+            MessageKind::Ack,
+        ] {
             let e = sample(k);
             assert_eq!(Envelope::decode(e.encode()).unwrap(), e);
         }

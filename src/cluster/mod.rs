@@ -20,6 +20,9 @@
 //! - [`ownership`]: the ownership view handed to the data path.
 //! - [`events`]: the JSON events on `{ns}:events`.
 //! - [`messaging`]: the inbox envelope and request/reply pairing.
+//! - [`credit`]: credit-based flow control of data messages (charge on
+//!   send, cumulative acks from the consumer), so a slow receiver slows
+//!   its senders instead of growing Redis's buffers.
 //! - `handle`, `join`, `subscriber`, [`runtime`]: the I/O around them.
 //!
 //! # Guarantees and their limits
@@ -55,6 +58,7 @@
 
 pub mod assign;
 pub mod config;
+pub mod credit;
 pub mod error;
 pub mod events;
 mod handle;

@@ -1,6 +1,7 @@
 //! The one pub/sub connection: `{ns}:inbox:{me}` and `{ns}:events`.
 //! Decodes each message once and routes it: data to the inbox channel,
 //! requests to the request channel, replies to their waiting request,
+//! flow-control acks to the credit counters,
 //! events to the broadcast and to the runtime. Garbage is counted and
 //! dropped. When the connection ends it reconnects with capped backoff and
 //! tells the runtime to re-read everything (pub/sub is at-most-once).
@@ -148,6 +149,7 @@ impl Subscriber {
                     from: env.from,
                     hops: env.hops,
                     sent_ns: env.sent_ns,
+                    mark: env.correlation,
                     payload: env.payload,
                 };
                 // Backpressure: a slow consumer slows this connection down.
@@ -173,6 +175,13 @@ impl Subscriber {
             MessageKind::Reply => {
                 if !shared.pending.complete(env.correlation, env.payload) {
                     bump(&shared.counters.unmatched_replies, 1);
+                }
+            }
+            MessageKind::Ack => {
+                if shared.credits.acknowledged(&env.from, env.correlation) {
+                    shared
+                        .credit_version
+                        .send_modify(|v| *v = v.wrapping_add(1));
                 }
             }
         }

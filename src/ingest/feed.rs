@@ -1,7 +1,8 @@
 //! The feed client: connects to the feed's WebSocket, says `hello` asking
 //! for binary batches, hands decoded input to the worker (awaiting the
 //! bounded queue, so a slow worker stops the reading and the feed's TCP
-//! window pushes back), and writes the worker's replay requests to the feed.
+//! window pushes back), and writes the worker's replay requests to the feed
+//! (also while it waits for room in that queue).
 //!
 //! A lost connection is retried with capped exponential backoff; why each
 //! session ended is logged as a [`SessionEnd`].
@@ -120,8 +121,7 @@ impl FeedClient {
                     return SessionEnd::Shutdown;
                 }
                 Some(req) = self.replays.recv() => {
-                    let msg = FeedMessage::Replay { symbol: req.symbol, from: req.from, to: req.to };
-                    if let Err(e) = sink.send(Message::text(msg.to_json())).await {
+                    if let Err(e) = send_replay(&mut sink, req).await {
                         return SessionEnd::Io(e.to_string());
                     }
                 }
@@ -162,13 +162,44 @@ impl FeedClient {
                         Some(Ok(Message::Close(_))) => return SessionEnd::Closed,
                         Some(Ok(_)) => None,
                     };
-                    if let Some(input) = input {
-                        if self.input.send(input).await.is_err() {
-                            return SessionEnd::WorkerGone;
+                    let Some(input) = input else { continue };
+                    // Wait for room in the worker's queue (it pauses intake
+                    // under flow control), still sending replay requests:
+                    // the gaps they fill may be what it waits for.
+                    let permit = loop {
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.cancelled() => {
+                                let _ = sink.send(Message::Close(None)).await;
+                                return SessionEnd::Shutdown;
+                            }
+                            permit = self.input.reserve() => match permit {
+                                Ok(permit) => break permit,
+                                Err(_) => return SessionEnd::WorkerGone,
+                            },
+                            Some(req) = self.replays.recv() => {
+                                if let Err(e) = send_replay(&mut sink, req).await {
+                                    return SessionEnd::Io(e.to_string());
+                                }
+                            }
                         }
-                    }
+                    };
+                    permit.send(input);
                 }
             }
         }
     }
+}
+
+/// Asks the feed to resend `req`'s ticks.
+async fn send_replay<S>(sink: &mut S, req: ReplayRequest) -> Result<(), S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let msg = FeedMessage::Replay {
+        symbol: req.symbol,
+        from: req.from,
+        to: req.to,
+    };
+    sink.send(Message::text(msg.to_json())).await
 }

@@ -158,6 +158,14 @@ counters! {
     leases_released,
     /// Leases lost (expired or taken over).
     leases_lost,
+    /// Times intake paused because a destination's flow-control window was
+    /// full (forwarded ticks not yet acknowledged).
+    intake_paused_credit,
+    /// Times intake paused because too many ticks were held here.
+    intake_paused_held,
+    /// Destinations that acknowledged nothing for too long and were
+    /// forgiven their window.
+    credit_forgiven,
 }
 
 /// The metrics of one processor instance. Share it as `Arc<Metrics>`.

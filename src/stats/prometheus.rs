@@ -43,6 +43,9 @@ fn counter_help(name: &str) -> &'static str {
         "leases_acquired" => "Partition leases acquired.",
         "leases_released" => "Partition leases released.",
         "leases_lost" => "Partition leases lost.",
+        "intake_paused_credit" => "Times feed intake paused for a full flow-control window.",
+        "intake_paused_held" => "Times feed intake paused for too many held ticks.",
+        "credit_forgiven" => "Destinations forgiven their window after acknowledging nothing.",
         _ => "Counter.",
     }
 }

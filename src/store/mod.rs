@@ -3,7 +3,12 @@
 //! A flush writes one partition's dirty symbols with a Lua script
 //! (`flush.lua`) that writes only if `{ns}:lease:{p}` still holds
 //! `{instance}:{epoch}` and no symbol's stored `fence` is newer than
-//! `epoch`; completed bars are appended to `{ns}:bars:{SYMBOL}` with ids
+//! `epoch`. The symbols go in chunks of at most [`Store::with_chunk`]
+//! symbols, one script each (a few in flight at once), so no script holds
+//! the single-threaded Redis for long: the forwarded ticks and the lease
+//! renewals it also carries never wait behind a big flush. Each symbol's
+//! whole state is written, so chunks are independent and a chunk written
+//! twice (a retry) changes nothing; completed bars are appended to `{ns}:bars:{SYMBOL}` with ids
 //! derived from the bar start, so a re-sent bar is not appended twice.
 //! Loading reads `{ns}:psyms:{p}` and every listed `{ns}:sym:*` hash.
 
@@ -14,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
-use crate::engine::{PartitionFlush, SymbolState};
+use crate::engine::{PartitionFlush, SymbolRecord, SymbolState};
 use crate::keys::Keys;
 use crate::tick::{InstanceId, PartitionId, Symbol};
 
@@ -23,6 +28,12 @@ pub const BARS_MAX_LEN: usize = 10_000;
 
 /// Symbols read per pipelined round trip when loading.
 const LOAD_CHUNK: usize = 512;
+
+/// Default of [`Store::with_chunk`]: symbols per flush script.
+pub const DEFAULT_FLUSH_CHUNK: usize = 32;
+
+/// Flush scripts of one partition in flight at once.
+const FLUSH_SCRIPTS_IN_FLIGHT: usize = 4;
 
 /// What a flush achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +97,7 @@ pub struct Store {
     keys: Keys,
     instance: InstanceId,
     flush_script: redis::Script,
+    chunk: usize,
 }
 
 impl Store {
@@ -96,24 +108,62 @@ impl Store {
             keys,
             instance,
             flush_script: redis::Script::new(include_str!("flush.lua")),
+            chunk: DEFAULT_FLUSH_CHUNK,
         }
     }
 
-    /// Writes one partition's records, fenced by its epoch.
+    /// Writes at most `symbols` symbols per flush script (at least 1).
+    pub fn with_chunk(mut self, symbols: usize) -> Self {
+        self.chunk = symbols.max(1);
+        self
+    }
+
+    /// Writes one partition's records, fenced by its epoch, in scripts of
+    /// at most the configured chunk of symbols. A refusal by fencing wins
+    /// over a Redis error; either way the caller retries or drops the
+    /// whole flush (writing a symbol's state again is harmless).
     pub async fn flush(&self, flush: &PartitionFlush) -> Result<FlushOutcome, StoreError> {
-        if flush.records.is_empty() {
-            return Ok(FlushOutcome::Written(0));
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut chunks = flush.records.chunks(self.chunk);
+        let mut in_flight = FuturesUnordered::new();
+        let mut written = 0;
+        let mut error = None;
+        loop {
+            while in_flight.len() < FLUSH_SCRIPTS_IN_FLIGHT {
+                match chunks.next() {
+                    Some(records) => in_flight.push(self.flush_chunk(flush, records)),
+                    None => break,
+                }
+            }
+            match in_flight.next().await {
+                None => break,
+                Some(Ok(FlushOutcome::Written(n))) => written += n,
+                Some(Ok(fenced)) => return Ok(fenced),
+                Some(Err(e)) => error = Some(e),
+            }
         }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(FlushOutcome::Written(written)),
+        }
+    }
+
+    /// One script: `records` of `flush`'s partition.
+    async fn flush_chunk(
+        &self,
+        flush: &PartitionFlush,
+        records: &[SymbolRecord],
+    ) -> Result<FlushOutcome, StoreError> {
         let mut inv = self.flush_script.prepare_invoke();
         inv.key(self.keys.lease(flush.partition))
             .key(self.keys.psyms(flush.partition));
         inv.arg(format!("{}:{}", self.instance, flush.epoch))
             .arg(flush.epoch.0)
             .arg(flush.partition.0)
-            .arg(flush.records.len())
+            .arg(records.len())
             .arg(now_ns())
             .arg(BARS_MAX_LEN);
-        for record in &flush.records {
+        for record in records {
             inv.key(self.keys.sym(&record.symbol))
                 .key(self.keys.bars(&record.symbol));
             let fields = fields::encode(record);

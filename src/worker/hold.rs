@@ -31,6 +31,10 @@ impl HoldBuffer {
         dropped
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.ticks.is_empty()
     }

@@ -7,14 +7,20 @@
 //! fixed 50 ms is right on a quiet cluster, but under saturation forwarded
 //! ticks can be hundreds of milliseconds old when they arrive, and every
 //! early replay sends thousands of ticks again as duplicates: load that
-//! makes the next forward later still. The replay delay therefore follows
-//! the oldest forwarded tick seen in the last one to two seconds (twice
-//! that age), between the configured delay and a cap.
+//! makes the next forward later still. Under flow control, an instance
+//! whose window is full pauses its intake, so ticks waiting in its socket
+//! age by the pause before they are forwarded; lateness rises in steps.
+//! The replay delay therefore follows the oldest forwarded tick seen in
+//! the last two to four seconds (four times that age), between the
+//! configured delay and a cap.
 
 use std::time::{Duration, Instant};
 
 /// Length of one observation window.
-const WINDOW: Duration = Duration::from_secs(1);
+const WINDOW: Duration = Duration::from_secs(2);
+
+/// How many times the recent worst lateness a gap may simply be in flight.
+const STRETCH: u32 = 4;
 
 /// The oldest forwarded-tick age seen in the current and previous window.
 #[derive(Debug)]
@@ -53,12 +59,12 @@ impl Lateness {
         self.current = self.current.max(age);
     }
 
-    /// How long to wait before asking for a replay: twice the recent worst
-    /// lateness, at least `base`, at most `cap`.
+    /// How long to wait before asking for a replay: [`STRETCH`] times the
+    /// recent worst lateness, at least `base`, at most `cap`.
     pub(super) fn replay_delay(&mut self, now: Instant, base: Duration, cap: Duration) -> Duration {
         self.roll(now);
         let late = self.current.max(self.previous);
-        (late * 2).max(base).min(cap.max(base))
+        (late * STRETCH).max(base).min(cap.max(base))
     }
 }
 
@@ -83,7 +89,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Lateness::new(t0);
         l.observe(Duration::from_millis(120), t0);
-        assert_eq!(l.replay_delay(t0, BASE, CAP), Duration::from_millis(240));
+        assert_eq!(l.replay_delay(t0, BASE, CAP), Duration::from_millis(480));
         l.observe(Duration::from_secs(5), t0);
         assert_eq!(l.replay_delay(t0, BASE, CAP), CAP);
         // Still remembered one window later...

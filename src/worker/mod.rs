@@ -7,12 +7,31 @@
 //! [`flusher`], asks the feed to replay gaps, and answers symbol queries.
 //!
 //! Owning all per-symbol state in one task makes "one writer per symbol"
-//! true by construction and needs no locks on the hot path.
+//! true by construction and needs no locks on the hot path. The select
+//! loop here only dispatches; each concern has its module:
+//!
+//! - [`admission`]: whether new feed input is taken now (flow control);
+//! - `intake`: routing feed input, forwarded batches and held ticks;
+//! - `outbound`: forwarded batches to the publisher, charged to credit;
+//! - `ownership`: load on acquire, drop on loss, flush on handover;
+//! - `persist` and [`flusher`]: periodic fenced flushes;
+//! - `gaps`: replay requests and skipped gaps, with `lateness` and
+//!   `loss` (how soon a gap is worth a replay);
+//! - `queries`: symbol queries and the hottest symbols;
+//! - `hold`: ticks waiting for an owner; `publish`: the publisher task.
 
+pub mod admission;
 pub mod flusher;
+mod gaps;
 mod hold;
+mod intake;
 mod lateness;
+mod loss;
+mod outbound;
+mod ownership;
+mod persist;
 mod publish;
+mod queries;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -21,29 +40,29 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{
-    ClusterHandle, InboxMessage, IncomingRequest, OwnershipChange, OwnershipView,
-};
-use crate::codec::decode_batch;
-use crate::engine::{Engine, EngineConfig, GapEvent, PartitionStatus, TickOutcome};
+use crate::cluster::{ClusterHandle, InboxMessage, IncomingRequest, OwnershipChange};
+use crate::engine::{Engine, EngineConfig};
 use crate::fasthash::FxHashMap;
 use crate::forward::{Forwarder, OutgoingBatch};
 use crate::ingest::{IngestInput, ReplayRequest};
-use crate::partition::partition_of;
-use crate::query::{QueryReply, SymbolQuery, SymbolView};
-use crate::router::{route, OwnerHint, Route};
+use crate::query::QueryReply;
 use crate::stats::{HotSymbol, Metrics};
-use crate::store::{now_ns, LoadedPartition, Store};
-use crate::tick::{Epoch, PartitionId, Symbol, Tick};
+use crate::store::{LoadedPartition, Store};
+use crate::tick::{Epoch, PartitionId, Symbol};
 
+use admission::{Admission, AdmissionConfig, Closed};
 pub use flusher::FlushJob;
 use hold::HoldBuffer;
 use lateness::Lateness;
+use loss::LossSignals;
 pub use publish::run_publisher;
 
 /// Most hops a forwarded tick makes before it is dropped (the owner's gap
 /// fill brings it back).
 pub const MAX_HOPS: u8 = 4;
+
+/// How often paused intake is checked again without any other wake-up.
+const RECHECK_PAUSED: Duration = Duration::from_millis(2);
 
 /// Worker limits and timings.
 #[derive(Debug, Clone)]
@@ -58,6 +77,8 @@ pub struct WorkerConfig {
     pub max_unrouted: usize,
     /// Input batches taken in one go before forward buffers are flushed.
     pub max_drain: usize,
+    /// Flow control of new input.
+    pub admission: AdmissionConfig,
 }
 
 /// A symbol query from this instance's HTTP server.
@@ -128,6 +149,12 @@ pub struct Worker {
     stalled: Vec<OutgoingBatch>,
     /// How late forwarded ticks arrive: stretches the replay delays.
     lateness: Lateness,
+    /// Whether new input is taken (flow control).
+    admission: Admission,
+    /// Recent evidence of lost ticks: decides how soon gaps are replayed.
+    loss: LossSignals,
+    /// Why intake was paused at the last check, to count each pause once.
+    paused: Option<Closed>,
 }
 
 impl Worker {
@@ -142,7 +169,11 @@ impl Worker {
         let partitions = cluster.partitions();
         let (internal_tx, internal_rx) = mpsc::channel(partitions.get() as usize * 2 + 16);
         let (flush_tx, flush_rx) = mpsc::channel(partitions.get() as usize + 4);
+        let admission = Admission::new(cfg.admission);
+        let loss = LossSignals::new(cfg.engine.gap.skip_after / 2);
         Self {
+            admission,
+            loss,
             flush_tx,
             flush_rx: Some(flush_rx),
             engine: Engine::new(cfg.engine.clone()),
@@ -161,6 +192,7 @@ impl Worker {
             e2e_sent: Vec::with_capacity(4096),
             stalled: Vec::new(),
             lateness: Lateness::new(Instant::now()),
+            paused: None,
         }
     }
 
@@ -181,13 +213,24 @@ impl Worker {
         gap_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut hot_timer = tokio::time::interval(Duration::from_secs(1));
         let mut view_changes = self.cluster.view_changes();
+        let mut credit_changes = self.cluster.credit_changes();
         loop {
+            let admit = self.admit();
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 Some(change) = ch.ownership.recv() => self.on_ownership(change).await,
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
-                Ok(()) = view_changes.changed() => self.retry_unrouted().await,
+                Some(internal) = self.internal_rx.recv() => match internal {
+                    Internal::Loaded { partition, epoch, loaded } => {
+                        self.on_loaded(partition, epoch, loaded)
+                    }
+                    Internal::Flushed(report) => self.on_flushed(report),
+                },
+                Ok(()) = view_changes.changed() => {
+                    let view = self.cluster.view();
+                    self.loss.members(view.members().iter().map(|m| &m.id), Instant::now());
+                    self.retry_unrouted().await;
+                }
                 _ = flush_timer.tick() => self.flush().await,
                 _ = gap_timer.tick() => self.scan_gaps(),
                 _ = hot_timer.tick() => self.publish_hot(),
@@ -199,10 +242,14 @@ impl Worker {
                     self.on_inbox(msg);
                     self.drain_more(&mut ch).await;
                 }
-                Some(input) = ch.input.recv() => {
+                Some(input) = ch.input.recv(), if admit => {
                     self.on_input(input);
                     self.drain_more(&mut ch).await;
                 }
+                // Paused: wake when credit comes back, or re-check soon
+                // (held ticks drain, a stalled destination is forgiven).
+                Ok(()) = credit_changes.changed(), if !admit => {}
+                _ = tokio::time::sleep(RECHECK_PAUSED), if !admit => {}
                 else => break,
             }
         }
@@ -217,8 +264,9 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
-    /// Takes whatever else is queued right now, then sends the forward
-    /// buffers: batches grow with load, with no fixed linger.
+    /// Takes whatever else is queued right now (new input only while
+    /// admitted), then sends the forward buffers: batches grow with load,
+    /// with no fixed linger.
     async fn drain_more(&mut self, ch: &mut WorkerChannels) {
         for _ in 0..self.cfg.max_drain {
             if !self.stalled.is_empty() {
@@ -226,421 +274,38 @@ impl Worker {
             }
             if let Ok(msg) = ch.inbox.try_recv() {
                 self.on_inbox(msg);
-            } else if let Ok(input) = ch.input.try_recv() {
-                self.on_input(input);
-            } else {
+                continue;
+            }
+            if !self.admit() {
                 break;
             }
+            match ch.input.try_recv() {
+                Ok(input) => self.on_input(input),
+                Err(_) => break,
+            }
         }
         self.send_forwards().await;
     }
 
-    /// A full batch leaves at once when the publisher's queue has room.
-    /// This path cannot await, so otherwise it waits in `stalled` (behind
-    /// any batch already waiting, to keep the order) until the drain sends
-    /// it with backpressure. `stalled` holds at most the ticks of the input
-    /// taken since the last drain, so it stays bounded.
-    fn send_full(&mut self, full: OutgoingBatch) {
-        self.count_forward(&full);
-        if !self.stalled.is_empty() {
-            self.stalled.push(full);
-            return;
-        }
-        match self.out.forward.try_send(full) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(full)) => self.stalled.push(full),
-            Err(mpsc::error::TrySendError::Closed(full)) => self.publisher_gone(&full),
-        }
-    }
-
-    /// The publisher has stopped (only while shutting down): the batch is
-    /// counted as dropped and the owner's gap fill recovers it.
-    fn publisher_gone(&self, batch: &OutgoingBatch) {
-        self.metrics.counters.dropped.add(batch.ticks as u64);
-    }
-
-    /// Sends the batches waiting for room, then the partly filled buffers.
-    async fn send_forwards(&mut self) {
-        for batch in std::mem::take(&mut self.stalled) {
-            self.send_forward(batch).await;
-        }
-        for batch in self.forwarder.drain() {
-            self.count_forward(&batch);
-            self.send_forward(batch).await;
-        }
-    }
-
-    async fn send_forward(&mut self, batch: OutgoingBatch) {
-        // Awaiting the bounded queue slows ingest when Redis falls behind.
-        if let Err(mpsc::error::SendError(batch)) = self.out.forward.send(batch).await {
-            self.publisher_gone(&batch);
-        }
-    }
-
-    fn count_forward(&self, batch: &OutgoingBatch) {
-        let ticks = batch.ticks as u64;
-        if batch.hops > 1 {
-            self.metrics.counters.reforwarded.add(ticks);
-        }
-        self.metrics.counters.forwarded_out.add(ticks);
-    }
-
-    fn on_input(&mut self, input: IngestInput) {
-        match input {
-            IngestInput::Ticks(ticks) => {
-                self.metrics.counters.ticks_in.add(ticks.len() as u64);
-                let view = self.cluster.view();
-                let now = Instant::now();
-                for tick in ticks {
-                    self.route_tick(tick, 0, &view, now);
-                }
-                self.record_e2e();
+    /// Whether new input may be taken now; counts each pause once.
+    fn admit(&mut self) -> bool {
+        let held = self.engine.held() + self.unrouted.len();
+        let closed = self.admission.check(
+            held,
+            self.forwarder.destinations(),
+            &self.cluster,
+            &self.metrics.counters.credit_forgiven,
+            Instant::now(),
+        );
+        if closed != self.paused {
+            let c = &self.metrics.counters;
+            match closed {
+                Some(Closed::Credit) => c.intake_paused_credit.inc(),
+                Some(Closed::Held) => c.intake_paused_held.inc(),
+                None => {}
             }
-            IngestInput::Seqs(seqs) => {
-                let now = Instant::now();
-                for (symbol, seq) in seqs {
-                    let known = self.feed_seqs.entry(symbol).or_insert(0);
-                    *known = (*known).max(seq);
-                    let p = partition_of(&symbol, self.partitions);
-                    self.engine.announce(p, symbol, seq, now);
-                }
-            }
+            self.paused = closed;
         }
-    }
-
-    fn on_inbox(&mut self, msg: InboxMessage) {
-        let mut ticks = Vec::new();
-        if let Err(e) = decode_batch(&msg.payload, &mut ticks) {
-            self.metrics.bad_input("foreign_message");
-            tracing::warn!(from = %msg.from, error = %e, "undecodable forwarded batch");
-            return;
-        }
-        let now_wall = now_ns();
-        if msg.sent_ns > 0 && now_wall >= msg.sent_ns {
-            self.metrics
-                .forward_us
-                .record_us((now_wall - msg.sent_ns) / 1000);
-        }
-        self.metrics.counters.forwarded_in.add(ticks.len() as u64);
-        let view = self.cluster.view();
-        let now = Instant::now();
-        // The first tick of a batch is its oldest.
-        if let Some(sent) = ticks.iter().find(|t| !t.replay).and_then(|t| t.sent_ns) {
-            let age = Duration::from_nanos(now_wall.saturating_sub(sent));
-            self.lateness.observe(age, now);
-        }
-        for tick in ticks {
-            self.route_tick(tick, msg.hops, &view, now);
-        }
-        self.record_e2e();
-    }
-
-    /// Records the end-to-end latency of the ticks applied since the last
-    /// call, measured to now (the end of their batch).
-    fn record_e2e(&mut self) {
-        if !self.e2e_sent.is_empty() {
-            self.metrics
-                .e2e_us
-                .record_all_until_ns(&self.e2e_sent, now_ns());
-            self.e2e_sent.clear();
-        }
-    }
-
-    fn owner_hint<'v>(view: &'v OwnershipView, p: PartitionId, now: Instant) -> OwnerHint<'v> {
-        if let Some(epoch) = view.owned_epoch(p, now) {
-            return OwnerHint::Me(epoch);
-        }
-        match view.owner(p) {
-            crate::cluster::PartitionOwner::Other { instance, .. } => OwnerHint::Other(instance),
-            _ => OwnerHint::Unknown,
-        }
-    }
-
-    fn route_tick(&mut self, tick: Tick, hops: u8, view: &OwnershipView, now: Instant) {
-        let p = partition_of(&tick.symbol, self.partitions);
-        let status = self.engine.status(p);
-        match route(status, Self::owner_hint(view, p, now)) {
-            Route::Local => self.apply(p, tick, now),
-            Route::Forward(owner) => {
-                if hops >= MAX_HOPS {
-                    self.metrics.bad_input("hop_limit");
-                    return;
-                }
-                if let Some(full) = self.forwarder.push(owner, hops + 1, &tick) {
-                    self.send_full(full);
-                }
-            }
-            Route::Hold => {
-                self.metrics.counters.held.inc();
-                if self.unrouted.push(tick, hops) {
-                    self.metrics.counters.dropped.inc();
-                }
-            }
-        }
-    }
-
-    fn apply(&mut self, p: PartitionId, tick: Tick, now: Instant) {
-        let sent_ns = tick.sent_ns;
-        let replay = tick.replay;
-        let (symbol, seq) = (tick.symbol, tick.seq);
-        let outcome = self.engine.offer(p, tick, now);
-        if replay {
-            tracing::trace!(%symbol, seq, ?outcome, "replayed tick");
-        }
-        self.count_outcome(outcome, replay);
-        if let (TickOutcome::Applied { .. }, Some(sent), false) = (outcome, sent_ns, replay) {
-            self.e2e_sent.push(sent);
-        }
-    }
-
-    fn count_outcome(&self, outcome: TickOutcome, replay: bool) {
-        let c = &self.metrics.counters;
-        match outcome {
-            TickOutcome::Applied { released } => {
-                c.applied.add(1 + released as u64);
-                if replay {
-                    c.replay_ticks.inc();
-                }
-            }
-            TickOutcome::Duplicate => c.duplicates.inc(),
-            TickOutcome::Held => c.held.inc(),
-            TickOutcome::Overflow => c.dropped.inc(),
-            TickOutcome::NotOwned => {}
-        }
-    }
-
-    async fn retry_unrouted(&mut self) {
-        if self.unrouted.is_empty() {
-            return;
-        }
-        let view = self.cluster.view();
-        let now = Instant::now();
-        for (tick, hops) in self.unrouted.take() {
-            self.route_tick(tick, hops, &view, now);
-        }
-        self.record_e2e();
-        self.send_forwards().await;
-    }
-
-    async fn on_ownership(&mut self, change: OwnershipChange) {
-        match change {
-            OwnershipChange::Acquired { partition, epoch } => {
-                self.metrics.counters.leases_acquired.inc();
-                self.engine.begin_load(partition, epoch);
-                self.spawn_load(partition, epoch);
-            }
-            OwnershipChange::Lost { partition, epoch } => {
-                self.metrics.counters.leases_lost.inc();
-                tracing::warn!(%partition, %epoch, "partition lost; dropping its state without flushing");
-                self.engine.drop_partition(partition);
-            }
-            OwnershipChange::Release {
-                partition,
-                epoch,
-                done,
-            } => {
-                self.metrics.counters.leases_released.inc();
-                let flush = self.engine.release_partition(partition);
-                let job = FlushJob {
-                    flushes: flush.into_iter().collect(),
-                    done: Some(done),
-                };
-                tracing::debug!(%partition, %epoch, "handing over: final flush queued");
-                if let Err(e) = self.flush_tx.send(job).await {
-                    // The flusher is gone (shutting down): acknowledge so the
-                    // release proceeds; fencing and replay keep results exact.
-                    if let Some(done) = e.0.done {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        }
-        self.retry_unrouted().await;
-    }
-
-    fn spawn_load(&self, partition: PartitionId, epoch: Epoch) {
-        let store = self.store.clone();
-        let tx = self.internal_tx.clone();
-        let view_source = self.cluster.clone();
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                match store.load(partition).await {
-                    Ok(loaded) => {
-                        let _ = tx
-                            .send(Internal::Loaded {
-                                partition,
-                                epoch,
-                                loaded,
-                            })
-                            .await;
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(%partition, error = %e, "loading partition state failed; retrying");
-                        if view_source.view().owned_epoch(partition, Instant::now()) != Some(epoch)
-                        {
-                            return;
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
-                    }
-                }
-            }
-        });
-    }
-
-    fn on_internal(&mut self, internal: Internal) {
-        match internal {
-            Internal::Loaded {
-                partition,
-                epoch,
-                loaded,
-            } => {
-                for c in &loaded.corrupt {
-                    self.metrics.bad_input("corrupt_state");
-                    tracing::error!(%partition, symbol = %c.name, reason = %c.reason,
-                        "stored state unreadable; the symbol restarts from seq 1 through replay");
-                }
-                let symbols = loaded.symbols.len();
-                if let Some(outcomes) =
-                    self.engine
-                        .finish_load(partition, epoch, loaded.symbols, Instant::now())
-                {
-                    for o in outcomes {
-                        self.count_outcome(o, false);
-                    }
-                    tracing::info!(%partition, %epoch, symbols, "partition state loaded");
-                    let now = Instant::now();
-                    for (symbol, seq) in &self.feed_seqs {
-                        if partition_of(symbol, self.partitions) == partition {
-                            self.engine.announce(partition, *symbol, *seq, now);
-                        }
-                    }
-                }
-            }
-            Internal::Flushed(report) => {
-                self.flush_in_flight = false;
-                for flush in report.failed {
-                    self.engine.restore_flush(flush);
-                }
-                for (partition, epoch) in report.fenced {
-                    if self.engine.status(partition) == PartitionStatus::Active(epoch) {
-                        tracing::warn!(%partition, %epoch, "flush fenced off: another instance owns the partition; dropping it");
-                        self.engine.drop_partition(partition);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn flush(&mut self) {
-        if self.flush_in_flight {
-            return;
-        }
-        let flushes = self.engine.take_flush();
-        if flushes.is_empty() {
-            return;
-        }
-        self.flush_in_flight = true;
-        let job = FlushJob {
-            flushes,
-            done: None,
-        };
-        let _ = self.flush_tx.send(job).await;
-    }
-
-    fn scan_gaps(&mut self) {
-        let now = Instant::now();
-        let gap = &self.cfg.engine.gap;
-        // Never so late that a gap would be skipped before its replay.
-        let cap = gap.skip_after / 4;
-        let after = self.lateness.replay_delay(now, gap.replay_after, cap);
-        let retry = gap.replay_retry.max(after * 2);
-        self.engine.set_replay_delays(after, retry);
-        for event in self.engine.scan_gaps(now) {
-            match event {
-                GapEvent::Replay {
-                    symbol,
-                    from,
-                    to,
-                    first,
-                } => {
-                    if first {
-                        self.metrics.counters.gaps.inc();
-                    }
-                    self.metrics.counters.replays_requested.inc();
-                    tracing::debug!(%symbol, from, to, first, "replay requested");
-                    if self
-                        .out
-                        .replays
-                        .try_send(ReplayRequest { symbol, from, to })
-                        .is_err()
-                    {
-                        tracing::debug!(%symbol, from, to, "replay queue full; will ask again");
-                    }
-                }
-                GapEvent::Skipped { symbol, from, to } => {
-                    self.metrics.counters.gaps_skipped.inc();
-                    tracing::warn!(%symbol, from, to, "gap not filled in time; skipped");
-                }
-            }
-        }
-    }
-
-    fn publish_hot(&self) {
-        let hot = self
-            .engine
-            .hottest(10)
-            .into_iter()
-            .map(|(symbol, s)| hot_symbol(symbol, s))
-            .collect();
-        let _ = self.out.hot.send(hot);
-    }
-
-    fn answer(&self, symbol: &Symbol) -> QueryReply {
-        let p = partition_of(symbol, self.partitions);
-        let epoch = match self.engine.status(p) {
-            PartitionStatus::Active(e) | PartitionStatus::Loading(e) => e,
-            PartitionStatus::NotOwned => return QueryReply::NotOwner,
-        };
-        match self.engine.get(symbol) {
-            Some((p, state)) => QueryReply::Found {
-                state: SymbolView::of(*symbol, p, self.cluster.instance().clone(), epoch, state),
-            },
-            None => QueryReply::NotFound,
-        }
-    }
-
-    fn on_request(&self, req: IncomingRequest) {
-        let reply = match serde_json::from_slice::<SymbolQuery>(&req.payload) {
-            Ok(q) => self.answer(&q.symbol),
-            Err(e) => {
-                self.metrics.bad_input("invalid_request");
-                tracing::warn!(from = %req.from, error = %e, "undecodable query");
-                return;
-            }
-        };
-        let payload = serde_json::to_vec(&reply).unwrap_or_default();
-        tokio::spawn(async move {
-            if let Err(e) = req.reply(payload.into()).await {
-                tracing::debug!(error = %e, "query reply not sent");
-            }
-        });
-    }
-}
-
-fn hot_symbol(symbol: Symbol, state: &crate::engine::SymbolState) -> HotSymbol {
-    let price = |p: Option<crate::tick::Price>| p.map(|p| p.to_string()).unwrap_or_default();
-    let bar = state.bar;
-    HotSymbol {
-        symbol: symbol.to_string(),
-        count: state.totals.count,
-        last_px: state.totals.last_px.to_string(),
-        vwap_px: price(state.totals.vwap()),
-        open: price(bar.map(|b| b.open)),
-        high: price(bar.map(|b| b.high)),
-        low: price(bar.map(|b| b.low)),
-        close: price(bar.map(|b| b.close)),
+        closed.is_none()
     }
 }

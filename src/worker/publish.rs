@@ -20,7 +20,7 @@ pub async fn run_publisher(
 ) {
     while let Some(batch) = batches.recv().await {
         match cluster
-            .send(&batch.to, batch.hops, batch.frame.into())
+            .send_charged(&batch.to, batch.hops, batch.mark, batch.frame.into())
             .await
         {
             Ok(0) => {
