@@ -112,6 +112,7 @@
     $("k-applied").textContent = fmtNum(s.applied_per_s);
     $("k-fwd").textContent = (100 * (s.forward_ratio || 0)).toFixed(1) + "%";
     $("k-fwd-sub").textContent = fmtNum(s.forwarded_per_s) + " ticks/s forwarded";
+    $("k-p99-label").textContent = "Latency p99 · " + windowName(s);
     $("k-p99").textContent = fmtUs(s.latency_us.p99);
     $("k-p50").textContent = "p50 " + fmtUs(s.latency_us.p50) + " · max " + fmtUs(s.latency_us.max);
     $("k-inst").textContent = alive;
@@ -210,12 +211,26 @@
     }).join("");
   }
 
+  // The latency figures' window: the last complete seconds, named on every
+  // card that shows them ("last 5 s"); the chart has one point per second.
+  function windowName(s) {
+    const w = s.latency_window || {};
+    return "last " + (w.seconds || s.window_s || 5) + " s";
+  }
+  function windowSpan(s) {
+    const w = s.latency_window || {};
+    return w.to_ms ? fmtTime(w.from_ms) + "–" + fmtTime(w.to_ms) : "";
+  }
   function chip(label, value) {
     return '<div class="chip"><label>' + label + "</label><b>" + value + "</b></div>";
   }
   function renderLatency(s) {
     const l = s.latency_us;
-    $("lat-window").textContent = "· merged across instances, last " + (s.window_s || 5) + " s · " + fmtInt(l.count) + " samples";
+    $("lat-window").textContent = "· merged across instances · chart: one point per second";
+    const span = windowSpan(s);
+    $("lat-cap").textContent = windowName(s).replace(/^l/, "L") + (span ? " (" + span + ")" : "") + " · " +
+      fmtInt(l.count) + " samples";
+    $("lat2-window").textContent = "merged, " + windowName(s) + (span ? " (" + span + ")" : "");
     $("latrow").innerHTML = chip("p50", fmtUs(l.p50)) + chip("p90", fmtUs(l.p90)) + chip("p99", fmtUs(l.p99)) +
       chip("p99.9", fmtUs(l.p999)) + chip("max", fmtUs(l.max));
     const f = s.forward_latency_us || {}, fl = s.flush_latency_us || {};
@@ -441,7 +456,7 @@
         const x = Math.round(X(best.p.ts_ms)) + 0.5;
         ctx.strokeStyle = "#56637d";
         ctx.beginPath(); ctx.moveTo(x, T); ctx.lineTo(x, T + ph); ctx.stroke();
-        const lines = [fmtTime(best.p.ts_ms)].concat(series.map((s) => s.label + "  " + opts.fmt(opts.get(best.p, s.key))));
+        const lines = [fmtTime(best.p.ts_ms) + (opts.span || "")].concat(series.map((s) => s.label + "  " + opts.fmt(opts.get(best.p, s.key))));
         const bw = 132, bh = 16 * lines.length + 8;
         const bx = x + 10 + bw > w ? x - 10 - bw : x + 10;
         ctx.fillStyle = "rgba(12,17,28,.92)";
@@ -461,7 +476,7 @@
     drawChart($("chart-tp"), hist, TP_SERIES,
       { get: (p, k) => p[k] || 0, fmt: (v) => fmtNum(v) }, hover.tp);
     drawChart($("chart-lat"), hist.filter((p) => p.latency_us && p.latency_us.count > 0), LAT_SERIES,
-      { log: true, get: (p, k) => p.latency_us[k] || 0, fmt: fmtUs, axisFmt: fmtUsAxis }, hover.lat);
+      { log: true, get: (p, k) => p.latency_us[k] || 0, fmt: fmtUs, axisFmt: fmtUsAxis, span: " · 1 s" }, hover.lat);
   }
   for (const [id, key] of [["chart-tp", "tp"], ["chart-lat", "lat"]]) {
     const cv = $(id);

@@ -1,24 +1,27 @@
 //! [`ClusterView`]: everything the dashboard knows about the cluster, fed
 //! by stats messages, events, and the lease/member poll, and turned into a
 //! [`DashboardSnapshot`]. Plain data and pure methods (time is an
-//! argument), owned by one task; no I/O here.
+//! argument), owned by one task; no I/O here. Latency lives in
+//! [`ClusterLatency`] (per-second merged histograms) and the chart in
+//! [`History`], whose points read the same buckets as the cards.
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::dashboard::history::{History, Rates};
+use crate::dashboard::latency::ClusterLatency;
 use crate::dashboard::model::{
-    DashboardHealth, DashboardSnapshot, EventRecord, HistoryPoint, InstanceView, LatencySummary,
-    SnapshotType, Totals,
+    DashboardHealth, DashboardSnapshot, EventRecord, InstanceView, LatencyWindowSpan, SnapshotType,
+    Totals,
 };
-use crate::dashboard::window::{counter_rate, summarize, LatencyWindow};
+use crate::dashboard::window::counter_rate;
 use crate::stats::{CounterValues, HotSymbol, LatencyKind, StatsSnapshot};
 use crate::tick::InstanceId;
 
-/// Seconds of latency the snapshot's percentiles cover.
-pub const LATENCY_WINDOW_S: u64 = 5;
+pub use crate::dashboard::history::HISTORY_POINTS;
+pub use crate::dashboard::latency::LATENCY_WINDOW_S;
+
 /// Rates are computed over the stats of the last this many ms.
 pub const RATE_WINDOW_MS: u64 = 5_000;
-/// Chart history kept, in points (one per second).
-pub const HISTORY_POINTS: usize = 300;
 /// Events kept and sent.
 pub const EVENTS_KEPT: usize = 100;
 /// Hot symbols sent.
@@ -88,9 +91,8 @@ pub struct ClusterView {
     redis_skew_ms: i64,
     leases: Vec<Option<Lease>>,
     events: VecDeque<EventRecord>,
-    latency: LatencyWindow,
-    history: VecDeque<HistoryPoint>,
-    last_history_sec: Option<u64>,
+    latency: ClusterLatency,
+    history: History,
     health: DashboardHealth,
     pubsub_up: bool,
     poll_up: bool,
@@ -103,17 +105,23 @@ impl Default for ClusterView {
 }
 
 impl ClusterView {
-    /// Knows nothing yet.
+    /// Knows nothing yet; latency cards over the last
+    /// [`LATENCY_WINDOW_S`] complete seconds.
     pub fn new() -> Self {
+        Self::with_latency_window(LATENCY_WINDOW_S)
+    }
+
+    /// Knows nothing yet; latency cards over the last `seconds` complete
+    /// seconds (1 ..= [`crate::dashboard::latency::LATE_S`]).
+    pub fn with_latency_window(seconds: u64) -> Self {
         Self {
             instances: BTreeMap::new(),
             members: BTreeMap::new(),
             redis_skew_ms: 0,
             leases: Vec::new(),
             events: VecDeque::new(),
-            latency: LatencyWindow::new(LATENCY_WINDOW_S + 2),
-            history: VecDeque::new(),
-            last_history_sec: None,
+            latency: ClusterLatency::new(seconds),
+            history: History::new(),
             health: DashboardHealth::default(),
             pubsub_up: false,
             poll_up: false,
@@ -159,12 +167,12 @@ impl ClusterView {
             }
         }
         self.health.stats_messages += 1;
-        let sec = now_ms / 1000;
-        for (kind, h) in &hists {
-            if !h.is_empty() {
-                self.latency.add(sec, *kind, h);
-            }
+        let filed = self.latency.add(now_ms, s.ts_ms, &hists);
+        if !filed.on_time {
+            self.health.misdated_stats += 1;
         }
+        // A message for a second that already has its chart point.
+        self.history.revise(filed.sec, &self.latency);
         let track = self.instances.entry(s.instance.clone()).or_default();
         // A restarted instance may send an older-looking ts; keep order.
         if track.samples.back().is_some_and(|(ts, _)| *ts > s.ts_ms) {
@@ -394,45 +402,23 @@ impl ClusterView {
         v
     }
 
-    /// Call a few times a second: closes the chart point of every second
+    /// Call a few times a second: adds the chart point of every second
     /// that has ended and forgets old data.
     pub fn tick(&mut self, now_ms: u64) {
-        let sec = now_ms / 1000;
-        self.latency.expire(sec);
-        let Some(last) = self.last_history_sec else {
-            self.last_history_sec = Some(sec);
-            return;
-        };
-        if sec <= last {
+        self.latency.expire(now_ms);
+        if !self.history.due(now_ms) {
+            // Only starts the history's clock on the first call.
+            self.history.close(now_ms, Rates::default(), &self.latency);
             return;
         }
-        // One point for the second that just ended (earlier missed seconds
-        // are not back-filled: the page draws a line across).
-        let closed = sec - 1;
         let rows = self.rows(now_ms);
         let sum = |f: fn(&InstanceView) -> f64| rows.iter().map(f).sum::<f64>();
-        let e2e = summarize(&self.latency.merged(
-            LatencyKind::E2e,
-            closed.saturating_sub(1),
-            closed,
-        ));
-        let fwd = summarize(&self.latency.merged(
-            LatencyKind::Forward,
-            closed.saturating_sub(1),
-            closed,
-        ));
-        self.history.push_back(HistoryPoint {
-            ts_ms: sec * 1000,
+        let rates = Rates {
             ticks_per_s: sum(|r| r.ticks_per_s),
             applied_per_s: sum(|r| r.applied_per_s),
             forwarded_per_s: sum(|r| r.forwarded_per_s),
-            latency_us: e2e,
-            forward_p99_us: fwd.p99,
-        });
-        while self.history.len() > HISTORY_POINTS {
-            self.history.pop_front();
-        }
-        self.last_history_sec = Some(sec);
+        };
+        self.history.close(now_ms, rates, &self.latency);
         let forget = |t: &InstanceTrack| {
             t.last_stats_local_ms
                 .is_some_and(|l| now_ms.saturating_sub(l) <= FORGET_AFTER_MS)
@@ -440,16 +426,17 @@ impl ClusterView {
         self.instances.retain(|_, t| forget(t));
     }
 
-    /// The frame for the browsers.
+    /// The frame for the browsers. After [`ClusterView::tick`] at the same
+    /// `now_ms`, every second of the cards' window has its chart point,
+    /// and both read the same per-second histograms.
     pub fn snapshot(&self, now_ms: u64, demo: bool, clients: u64) -> DashboardSnapshot {
         let instances = self.rows(now_ms);
         let sum = |f: fn(&InstanceView) -> f64| instances.iter().map(f).sum::<f64>();
         let ticks_per_s = sum(|r| r.ticks_per_s);
         let forwarded_per_s = sum(|r| r.forwarded_per_s);
         let applied_per_s = sum(|r| r.applied_per_s);
-        let sec = now_ms / 1000;
-        let from = sec.saturating_sub(LATENCY_WINDOW_S - 1);
-        let lat = |k| -> LatencySummary { summarize(&self.latency.merged(k, from, sec)) };
+        let window = self.latency.card_window(now_ms);
+        let lat = |k| self.latency.summary(k, window);
         let mut health = self.health.clone();
         health.redis_connected = self.pubsub_up && self.poll_up;
         health.connected_clients = clients;
@@ -478,10 +465,15 @@ impl ClusterView {
             },
             forward_latency_us: lat(LatencyKind::Forward),
             flush_latency_us: lat(LatencyKind::Flush),
-            window_s: LATENCY_WINDOW_S,
+            window_s: window.seconds(),
+            latency_window: LatencyWindowSpan {
+                seconds: window.seconds(),
+                from_ms: window.from_ms(),
+                to_ms: window.to_ms(),
+            },
             totals: self.totals(now_ms),
             hot_symbols: self.hot_symbols(now_ms),
-            history: self.history.iter().copied().collect(),
+            history: self.history.points().copied().collect(),
             demo,
             cluster: String::new(),
             dashboard: health,

@@ -62,7 +62,12 @@ fn builds_rows_rates_map_and_latency() {
     assert!(v.on_stats(now, stats("p1", 10_000, 1000, 400, &[100, 200])));
     assert!(v.on_stats(now - 1000, stats("p2", 9_000, 0, 0, &[])));
     assert!(v.on_stats(now, stats("p2", 10_000, 500, 100, &[300])));
-    let s = v.snapshot(now, false, 0);
+    // The latency cards cover complete seconds: second 10 once it ended.
+    assert_eq!(v.snapshot(now, false, 0).latency_us.count, 0);
+    let s = v.snapshot(now + 1_000, false, 0);
+    assert_eq!(s.latency_window.from_ms, 6_000);
+    assert_eq!(s.latency_window.to_ms, 11_000);
+    assert_eq!(s.window_s, 5);
     assert_eq!(
         s.partitions,
         vec![
@@ -146,7 +151,7 @@ fn history_gets_one_point_per_second() {
     let mut v = ClusterView::new();
     v.tick(1_000);
     v.on_stats(1_100, stats("p1", 1_000, 0, 0, &[]));
-    v.on_stats(1_900, stats("p1", 2_000, 100, 0, &[50]));
+    v.on_stats(1_900, stats("p1", 1_900, 90, 0, &[50]));
     v.tick(1_950);
     v.tick(2_010);
     v.tick(2_500);

@@ -10,9 +10,14 @@
 //!
 //! - [`redis_io`]: subscribes (reconnecting with capped backoff) and polls
 //!   leases and members every ~500 ms.
-//! - [`aggregate`]: the pure [`aggregate::ClusterView`]: merges interval
-//!   histograms per second (never averages percentiles), computes rates
-//!   from cumulative counters, keeps the event log and the chart history.
+//! - [`aggregate`]: the pure [`aggregate::ClusterView`]: computes rates
+//!   from cumulative counters, keeps the event log, and builds the frame.
+//! - [`latency`]: every instance's interval histograms merged per second
+//!   (never averaging percentiles), the one source of the latency cards
+//!   (the last complete seconds) and the chart (one point per second).
+//! - [`history`]: the chart points, one per complete second.
+//! - [`window`]: the arithmetic: merged percentiles over windows of whole
+//!   seconds, rates.
 //! - [`model`]: the `/ws` JSON (the "Dashboard stream" contract).
 //! - [`server`]: axum routes, one task per browser reading a `watch`.
 //! - [`demo`]: the optional hook behind the demo page's buttons.
@@ -23,6 +28,8 @@
 pub mod aggregate;
 pub mod assets;
 pub mod demo;
+pub mod history;
+pub mod latency;
 pub mod model;
 pub mod redis_io;
 pub mod server;
@@ -76,6 +83,9 @@ pub struct DashboardConfig {
     pub insecure: bool,
     /// Most `/ws` clients at once; more get 503.
     pub max_clients: u32,
+    /// The latency cards cover the last this many complete seconds
+    /// (default [`latency::LATENCY_WINDOW_S`], at most [`latency::LATE_S`]).
+    pub latency_window_s: u64,
 }
 
 impl std::fmt::Debug for DashboardConfig {
@@ -89,6 +99,7 @@ impl std::fmt::Debug for DashboardConfig {
             .field("redis", &self.redis)
             .field("auth_token", &self.auth_token)
             .field("max_clients", &self.max_clients)
+            .field("latency_window_s", &self.latency_window_s)
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +119,7 @@ impl DashboardConfig {
             ping_every: redis_io::PING_EVERY,
             send_timeout: Duration::from_secs(5),
             demo: None,
+            latency_window_s: latency::LATENCY_WINDOW_S,
         }
     }
 
@@ -228,7 +240,11 @@ pub async fn start(
     let inner = shutdown.child_token();
     let (tx, rx) = mpsc::channel(4096);
     // Until the first tick, clients get a valid, empty snapshot.
-    let mut empty = aggregate::ClusterView::new().snapshot(now_ms(), config.demo.is_some(), 0);
+    let mut empty = aggregate::ClusterView::with_latency_window(config.latency_window_s).snapshot(
+        now_ms(),
+        config.demo.is_some(),
+        0,
+    );
     empty.cluster = config.keys.namespace().to_string();
     let empty = serde_json::to_string(&empty).unwrap_or_default();
     let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from(empty));
@@ -250,10 +266,13 @@ pub async fn start(
         )),
         tokio::spawn(run_aggregator(
             rx,
-            config.keys.namespace().to_string(),
-            frames_tx,
-            clients.clone(),
-            config.demo.is_some(),
+            aggregate::ClusterView::with_latency_window(config.latency_window_s),
+            FrameSink {
+                frames: frames_tx,
+                clients: clients.clone(),
+                cluster: config.keys.namespace().to_string(),
+                demo: config.demo.is_some(),
+            },
             config.push_every,
             inner.clone(),
         )),
@@ -285,19 +304,24 @@ pub async fn start(
     Ok(Dashboard { addr, task })
 }
 
+/// Where the aggregator's frames go, and what it stamps on them.
+struct FrameSink {
+    frames: watch::Sender<Utf8Bytes>,
+    clients: Arc<AtomicU64>,
+    cluster: String,
+    demo: bool,
+}
+
 /// Owns the [`aggregate::ClusterView`]: applies every input and publishes
 /// a frame every `push_every`.
 async fn run_aggregator(
     mut rx: mpsc::Receiver<redis_io::Input>,
-    cluster: String,
-    frames: watch::Sender<Utf8Bytes>,
-    clients: Arc<AtomicU64>,
-    demo: bool,
+    mut view: aggregate::ClusterView,
+    sink: FrameSink,
     push_every: Duration,
     shutdown: CancellationToken,
 ) {
     use redis_io::Input;
-    let mut view = aggregate::ClusterView::new();
     let mut ticker = tokio::time::interval(push_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -319,10 +343,11 @@ async fn run_aggregator(
             _ = ticker.tick() => {
                 let now = now_ms();
                 view.tick(now);
-                let mut snap = view.snapshot(now, demo, clients.load(Ordering::Relaxed));
-                snap.cluster.clone_from(&cluster);
+                let clients = sink.clients.load(Ordering::Relaxed);
+                let mut snap = view.snapshot(now, sink.demo, clients);
+                snap.cluster.clone_from(&sink.cluster);
                 if let Ok(json) = serde_json::to_string(&snap) {
-                    frames.send_replace(Utf8Bytes::from(json));
+                    sink.frames.send_replace(Utf8Bytes::from(json));
                 }
             }
         }

@@ -29,8 +29,8 @@ pub struct DashboardSnapshot {
     pub partitions: Vec<Option<String>>,
     /// Cluster-wide ticks received per second.
     pub ticks_per_s: f64,
-    /// Cluster-wide end-to-end latency over the sliding window, from
-    /// merged histograms.
+    /// Cluster-wide end-to-end latency over `latency_window`, from the
+    /// merged histograms of every stats interval that ended in it.
     pub latency_us: LatencySummary,
     /// Recent events, oldest first.
     pub events: Vec<EventRecord>,
@@ -46,17 +46,19 @@ pub struct DashboardSnapshot {
     pub forwarded_per_s: f64,
     /// Forwarded / received over the rate window (0 when idle).
     pub forward_ratio: f64,
-    /// Forward-hop latency over the sliding window.
+    /// Forward-hop latency over `latency_window`.
     pub forward_latency_us: LatencySummary,
-    /// Flush duration over the sliding window.
+    /// Flush duration over `latency_window`.
     pub flush_latency_us: LatencySummary,
-    /// Latency window length, in seconds.
+    /// Length of `latency_window`, in seconds.
     pub window_s: u64,
+    /// The window of the latency figures: the last complete seconds.
+    pub latency_window: LatencyWindowSpan,
     /// Cumulative counters summed over the live instances.
     pub totals: Totals,
     /// Hottest symbols across the cluster.
     pub hot_symbols: Vec<HotSymbol>,
-    /// One point per second over the last minutes, oldest first.
+    /// One point per complete second over the last minutes, oldest first.
     pub history: Vec<HistoryPoint>,
     /// The page may offer demo controls (`POST /api/demo/...`).
     pub demo: bool,
@@ -105,6 +107,18 @@ pub struct LatencySummary {
     pub count: u64,
 }
 
+/// A window of whole seconds: the stats intervals that ended at `from_ms`
+/// or later and before `to_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyWindowSpan {
+    /// Length, in seconds.
+    pub seconds: u64,
+    /// Start, ms since the Unix epoch.
+    pub from_ms: u64,
+    /// End (excluded), ms since the Unix epoch.
+    pub to_ms: u64,
+}
+
 /// Cumulative cluster counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
@@ -147,7 +161,9 @@ pub struct HistoryPoint {
     pub applied_per_s: f64,
     /// Ticks forwarded per second.
     pub forwarded_per_s: f64,
-    /// End-to-end latency percentiles (`count` 0 when no samples).
+    /// End-to-end latency of the stats intervals that ended in this
+    /// second, merged (`count` 0 when no samples): the cards' figures for
+    /// a one-second window.
     pub latency_us: LatencySummary,
     /// Forward-hop p99.
     pub forward_p99_us: u64,
@@ -164,6 +180,9 @@ pub struct DashboardHealth {
     pub event_messages: u64,
     /// Messages ignored as garbage or foreign (both channels).
     pub bad_messages: u64,
+    /// Stats messages stamped too far from the dashboard's clock to be
+    /// filed under their own second (filed under their arrival instead).
+    pub misdated_stats: u64,
     /// Browsers connected to `/ws` now.
     pub connected_clients: u64,
 }

@@ -1,11 +1,14 @@
 //! Pure arithmetic of the dashboard: cluster-wide percentiles from merged
-//! interval histograms over a sliding window, and rates from cumulative
-//! counters.
+//! interval histograms over windows of whole seconds, and rates from
+//! cumulative counters.
 //!
 //! Percentiles are never averaged: every instance's interval histogram is
 //! added (`Histogram::add`) into a per-second bucket, and a window's
 //! percentiles are read from the sum of its buckets, which is exactly the
-//! histogram of all samples in the window.
+//! histogram of all samples in the window. This is the merge the cluster
+//! bench does over its `{ns}:stats` messages (decode, `add_saturating` into
+//! a [`new_histogram`], `value_at_quantile`), so the same messages give
+//! the same numbers.
 
 use std::collections::VecDeque;
 
@@ -38,9 +41,60 @@ pub fn merge<'a>(hists: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histogr
     out
 }
 
-/// Latency histograms of the last few seconds, one bucket per second (by
-/// arrival time at the dashboard) holding the sum of every instance's
-/// interval histograms of each kind.
+/// A window of whole seconds, `from_sec..=to_sec` (Unix seconds): the
+/// stats intervals that ended at `from_sec * 1000` ms or later and before
+/// `(to_sec + 1) * 1000` ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondsWindow {
+    /// First second of the window.
+    pub from_sec: u64,
+    /// Last second of the window (included).
+    pub to_sec: u64,
+}
+
+impl SecondsWindow {
+    /// One second.
+    pub fn second(sec: u64) -> Self {
+        Self {
+            from_sec: sec,
+            to_sec: sec,
+        }
+    }
+
+    /// The last `seconds` whole seconds before the one `now_ms` falls in
+    /// (the running second is not complete yet, so it is left out).
+    pub fn last_complete(now_ms: u64, seconds: u64) -> Self {
+        let to_sec = (now_ms / 1000).saturating_sub(1);
+        Self {
+            from_sec: to_sec.saturating_sub(seconds.max(1) - 1),
+            to_sec,
+        }
+    }
+
+    /// Whether a stats interval that ended at `ts_ms` belongs here.
+    pub fn contains_ms(&self, ts_ms: u64) -> bool {
+        (self.from_sec..=self.to_sec).contains(&(ts_ms / 1000))
+    }
+
+    /// Start of the window, ms since the Unix epoch.
+    pub fn from_ms(&self) -> u64 {
+        self.from_sec * 1000
+    }
+
+    /// End of the window (excluded), ms since the Unix epoch.
+    pub fn to_ms(&self) -> u64 {
+        (self.to_sec + 1) * 1000
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> u64 {
+        self.to_sec + 1 - self.from_sec
+    }
+}
+
+/// Latency histograms of the last few seconds, one bucket per second
+/// holding the sum of every instance's interval histograms of each kind
+/// filed under that second.
 #[derive(Debug)]
 pub struct LatencyWindow {
     keep_s: u64,
@@ -64,7 +118,7 @@ impl LatencyWindow {
         }
     }
 
-    /// Adds an interval histogram of `kind` that arrived during second `sec`.
+    /// Adds an interval histogram of `kind` filed under second `sec`.
     pub fn add(&mut self, sec: u64, kind: LatencyKind, h: &Histogram<u64>) {
         let pos = match self.buckets.iter().position(|(s, _)| *s == sec) {
             Some(p) => p,
@@ -85,15 +139,19 @@ impl LatencyWindow {
                 add_saturating(dst, h);
             }
         }
-        self.expire(sec);
     }
 
     /// Drops buckets older than `keep_s` before `now_sec`.
     pub fn expire(&mut self, now_sec: u64) {
-        let oldest = now_sec.saturating_sub(self.keep_s - 1);
+        let oldest = self.oldest_kept(now_sec);
         while self.buckets.front().is_some_and(|(s, _)| *s < oldest) {
             self.buckets.pop_front();
         }
+    }
+
+    /// The oldest second still kept when the clock reads second `now_sec`.
+    pub fn oldest_kept(&self, now_sec: u64) -> u64 {
+        now_sec.saturating_sub(self.keep_s - 1)
     }
 
     /// The merged histogram of `kind` over seconds `from_sec..=to_sec`.
@@ -105,6 +163,11 @@ impl LatencyWindow {
                 .filter(|(s, _)| *s >= from_sec && *s <= to_sec)
                 .filter_map(|(_, hs)| hs.get(i)),
         )
+    }
+
+    /// The percentiles of `kind` over `window`.
+    pub fn summary(&self, kind: LatencyKind, window: SecondsWindow) -> LatencySummary {
+        summarize(&self.merged(kind, window.from_sec, window.to_sec))
     }
 }
 
@@ -169,12 +232,30 @@ mod tests {
         w.add(12, LatencyKind::E2e, &hist(&[4]));
         assert_eq!(w.merged(LatencyKind::E2e, 0, 99).len(), 3);
         w.add(13, LatencyKind::E2e, &hist(&[5]));
+        assert_eq!(w.oldest_kept(13), 11);
+        w.expire(13);
         assert_eq!(w.merged(LatencyKind::E2e, 0, 99).len(), 3); // bucket 10 gone
         assert_eq!(w.merged(LatencyKind::E2e, 13, 13).len(), 1);
         assert_eq!(w.merged(LatencyKind::Forward, 0, 99).len(), 1);
         // Out-of-order arrival lands in its own second.
         w.add(12, LatencyKind::E2e, &hist(&[6]));
         assert_eq!(w.merged(LatencyKind::E2e, 12, 12).len(), 2);
+    }
+
+    #[test]
+    fn seconds_windows_name_their_span() {
+        let w = SecondsWindow::last_complete(10_250, 5);
+        assert_eq!((w.from_sec, w.to_sec, w.seconds()), (5, 9, 5));
+        assert_eq!((w.from_ms(), w.to_ms()), (5_000, 10_000));
+        assert!(w.contains_ms(5_000) && w.contains_ms(9_999));
+        assert!(!w.contains_ms(4_999) && !w.contains_ms(10_000));
+        assert_eq!(
+            SecondsWindow::last_complete(10_999, 1),
+            SecondsWindow::second(9)
+        );
+        // Zero seconds means one; near the epoch the window is clipped.
+        assert_eq!(SecondsWindow::last_complete(10_000, 0).seconds(), 1);
+        assert_eq!(SecondsWindow::last_complete(1_500, 5).from_sec, 0);
     }
 
     #[test]
