@@ -151,6 +151,13 @@ pub struct ProcessorArgs {
     /// direct path never runs ahead of the forwarded one by more.
     #[arg(long, env = "TICKSHARD_FLOW_WINDOW", default_value_t = 32_768, value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub flow_window: u64,
+
+    /// Threads of the processor's async runtime. One is best when the
+    /// processor shares its cores with peers, Redis or the feed (fewer
+    /// cross-thread wake-ups); more help only a processor with cores of
+    /// its own.
+    #[arg(long, env = "TICKSHARD_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub worker_threads: u32,
 }
 
 impl ProcessorArgs {

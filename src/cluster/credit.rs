@@ -5,7 +5,9 @@
 //! stamps it with the running total it has charged to that destination
 //! (the message's *mark*). The receiver, once its consumer has processed a
 //! message, reports the latest mark it consumed from each sender back to
-//! that sender in small `ack` messages (at most every [`ACK_EVERY`]). The
+//! that sender in small `ack` messages: at once (at most every
+//! [`ACK_SPACING`]) once [`ACK_UNITS`] are unacknowledged, otherwise every
+//! [`ACK_EVERY`], so a quiet link costs few messages. The
 //! sender's units *in flight* to a destination are then
 //! `charged − acknowledged`: queued locally, in Redis, in the receiver's
 //! inbox, or being processed. A sender that keeps this below a window
@@ -29,8 +31,16 @@ use super::messaging::MessageKind;
 use crate::fasthash::FxHashMap;
 use crate::tick::InstanceId;
 
-/// How often pending acknowledgements are sent.
-pub const ACK_EVERY: Duration = Duration::from_millis(2);
+/// Units consumed from one sender that are acknowledged at once (within
+/// [`ACK_SPACING`]); smaller amounts wait for [`ACK_EVERY`]. Senders'
+/// windows should be several times this.
+pub const ACK_UNITS: u64 = 4096;
+
+/// How often smaller pending acknowledgements are sent.
+pub const ACK_EVERY: Duration = Duration::from_millis(20);
+
+/// Shortest time between two rounds of acknowledgements.
+pub const ACK_SPACING: Duration = Duration::from_millis(1);
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Outgoing {
@@ -94,25 +104,22 @@ impl Credits {
         }
     }
 
-    /// The consumer processed `from`'s message stamped `mark`.
-    pub(crate) fn consumed(&self, from: &InstanceId, mark: u64) {
+    /// The consumer processed `from`'s message stamped `mark`; true when
+    /// enough is unacknowledged to acknowledge at once.
+    pub(crate) fn consumed(&self, from: &InstanceId, mark: u64) -> bool {
         if mark == 0 {
-            return;
+            return false;
         }
-        if let Ok(mut inc) = self.incoming.lock() {
-            match inc.get_mut(from) {
-                Some(i) => i.consumed = mark,
-                None => {
-                    inc.insert(
-                        from.clone(),
-                        Incoming {
-                            consumed: mark,
-                            reported: 0,
-                        },
-                    );
-                }
-            }
-        }
+        let Ok(mut inc) = self.incoming.lock() else {
+            return false;
+        };
+        let i = match inc.get_mut(from) {
+            Some(i) => i,
+            None => inc.entry(from.clone()).or_default(),
+        };
+        i.consumed = mark;
+        // A restarted sender's marks start again below what was reported.
+        mark < i.reported || mark - i.reported >= ACK_UNITS
     }
 
     /// An acknowledgement to `from` could not be sent: send it again.
@@ -139,8 +146,7 @@ impl Credits {
     }
 }
 
-/// Sends the consumer's acknowledgements, each sender's latest mark at
-/// most every [`ACK_EVERY`], until `cancel`.
+/// Sends the consumer's acknowledgements until `cancel`.
 pub(crate) async fn run_acker(handle: ClusterHandle, cancel: CancellationToken) {
     let shared = &handle.shared;
     loop {
@@ -148,6 +154,7 @@ pub(crate) async fn run_acker(handle: ClusterHandle, cancel: CancellationToken) 
             biased;
             _ = cancel.cancelled() => return,
             _ = shared.acks_pending.notified() => {}
+            _ = tokio::time::sleep(ACK_EVERY) => {}
         }
         for (to, mark) in shared.credits.take_acks() {
             let sent = handle
@@ -162,7 +169,7 @@ pub(crate) async fn run_acker(handle: ClusterHandle, cancel: CancellationToken) 
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(ACK_EVERY) => {}
+            _ = tokio::time::sleep(ACK_SPACING) => {}
         }
     }
 }
@@ -199,13 +206,15 @@ mod tests {
     fn acks_report_the_latest_mark_once() {
         let c = Credits::default();
         let (a, b) = (id("a"), id("b"));
-        c.consumed(&a, 3);
-        c.consumed(&a, 7);
-        c.consumed(&b, 0); // unmarked: not flow-controlled
+        assert!(!c.consumed(&a, 3));
+        assert!(!c.consumed(&a, 7));
+        assert!(!c.consumed(&b, 0)); // unmarked: not flow-controlled
         assert_eq!(c.take_acks(), vec![(a.clone(), 7)]);
         assert!(c.take_acks().is_empty());
+        assert!(c.consumed(&a, 7 + ACK_UNITS), "a window's worth: at once");
+        assert_eq!(c.take_acks(), vec![(a.clone(), 7 + ACK_UNITS)]);
         // A restarted sender numbers from the start again.
-        c.consumed(&a, 2);
+        assert!(c.consumed(&a, 2));
         assert_eq!(c.take_acks(), vec![(a, 2)]);
     }
 }

@@ -198,10 +198,9 @@ impl ClusterHandle {
     }
 
     /// Tells the sender of `msg` that it has been processed (acknowledged
-    /// within [`ACK_EVERY`](super::credit::ACK_EVERY), cumulatively).
+    /// cumulatively, see [`credit`](super::credit)).
     pub fn consumed(&self, msg: &InboxMessage) {
-        if msg.mark != 0 {
-            self.shared.credits.consumed(&msg.from, msg.mark);
+        if self.shared.credits.consumed(&msg.from, msg.mark) {
             self.shared.acks_pending.notify_one();
         }
     }
