@@ -16,8 +16,7 @@ use super::scenario::{Group, Scenario, SUSTAINED_SECS, SUSTAINED_TICKS};
 pub(crate) const SWEEP_RATES: [u64; 7] = [
     100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000,
 ];
-/// Symbol counts of the symbol-scaling group (beyond the real universe's
-/// 500, feed-sim tops the universe up with synthetic symbols).
+/// Symbol counts of the symbol-scaling group (synthetic universes).
 pub(crate) const SYMBOL_COUNTS: [usize; 2] = [10_000, 100_000];
 /// The fixed rate of the symbol-scaling and lag groups.
 pub(crate) const PACED_RATE: u64 = 100_000;
@@ -70,9 +69,11 @@ pub(crate) fn of(group: Group, sizes: Sizes) -> Vec<Scenario> {
             sizes.ticks.unwrap_or(SUSTAINED_TICKS),
             None,
         )],
+        // Synthetic: past the real universe's 524 symbols feed-sim's top-up
+        // weighs so little that 100,000 symbols would trade as ~1,000.
         Group::Symbols => SYMBOL_COUNTS
             .iter()
-            .map(|n| Scenario::timed(Group::Symbols, 3, *n, secs, PACED_RATE))
+            .map(|n| Scenario::timed(Group::Symbols, 3, *n, secs, PACED_RATE).synthetic())
             .collect(),
         Group::Lag => vec![Scenario::timed(Group::Lag, 3, 500, secs, PACED_RATE)],
     }

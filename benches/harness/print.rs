@@ -35,7 +35,10 @@ pub(crate) fn cluster(r: &ScenarioResult) {
         (None, Some(got)) => format!("feed {got:.0}/s unthrottled"),
         _ => "feed rate unknown".to_string(),
     };
-    println!("{head} {status}, {claim}; {feed}");
+    println!(
+        "{head} {status}, {claim}; {feed}; {} symbols traded",
+        r.symbols_with_ticks
+    );
     let a = &r.applied_per_s;
     println!(
         "         applied/s over {} s of feeding: min {} median {} max {}; CPU busy {:.0}% of {} cores ({} while feeding), {:.0} ns CPU/tick; processor peak RSS {:.0} MiB",

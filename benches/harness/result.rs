@@ -89,6 +89,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) options_dropped: Vec<String>,
     /// Ticks the feed sent (its ground truth).
     pub(crate) ticks: u64,
+    /// Symbols that received at least one tick.
+    pub(crate) symbols_with_ticks: usize,
     /// Seconds from cluster ready (or the first stats interval in which
     /// ticks were applied, if earlier) to stored state exact.
     pub(crate) elapsed_s: f64,
@@ -174,6 +176,7 @@ impl ScenarioResult {
             sustained: false,
             options_dropped: Vec::new(),
             ticks: 0,
+            symbols_with_ticks: 0,
             elapsed_s: 0.0,
             ticks_per_s: 0.0,
             feed: FeedFigures::default(),

@@ -31,10 +31,11 @@ use super::stats::{self, StatsCollector};
 use super::truth::{self, GroundTruth};
 use super::window::{self, RateStats, Window};
 
-/// The real S&P 500 universe shipped with feed-sim, when present (it is,
-/// in a checkout); the stand-in binaries do not take it.
-fn universe() -> Option<std::path::PathBuf> {
-    if result::stand_ins() {
+/// The real S&P 500 universe shipped with feed-sim, when the scenario
+/// wants it and it is present (it is, in a checkout); the stand-in
+/// binaries do not take it.
+fn universe(sc: &Scenario) -> Option<std::path::PathBuf> {
+    if result::stand_ins() || !sc.real_universe {
         return None;
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("feed-sim/data/sp500_universe.csv");
@@ -149,6 +150,8 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         .get_multiplexed_async_connection()
         .await
         .map_err(|e| e.to_string())?;
+    // Reading 100,000 stored symbols on a busy machine outlasts the default.
+    conn.set_response_timeout(Duration::from_secs(10));
     let shutdown = CancellationToken::new();
     let _stop_tasks = shutdown.clone().drop_guard();
     let collector = StatsCollector::start(&url, &keys, shutdown.clone())
@@ -171,7 +174,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         mode: sc.mode.clone(),
         redis: url.clone(),
         record: record.clone(),
-        universe: universe(),
+        universe: universe(sc),
         wait_clients: sc.processors,
     };
     let feed_cmd = cmdline::feed(&build.bins.feed_sim, &spec, &build.caps).map_err(Refused)?;
@@ -294,6 +297,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     let settle = Duration::from_secs(30);
     let deadline = Instant::now() + settle;
     let last = loop {
+        let read_start = Instant::now();
         let stored = truth::read_stored(&mut conn, &keys)
             .await
             .map_err(|e| format!("reading state: {e}"))?;
@@ -301,7 +305,9 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         if cmp.is_exact() || Instant::now() >= deadline {
             break cmp;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Every 50 ms, but never reading more than half the time: reading
+        // 100,000 symbols must not starve the processors' flushes.
+        tokio::time::sleep(read_start.elapsed().max(Duration::from_millis(50))).await;
     };
     let exact = last.is_exact();
     let exact_ms = now_ms();
@@ -367,6 +373,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         sustained: scenario::is_sustained(truth.ticks, send_s),
         options_dropped,
         ticks: truth.ticks,
+        symbols_with_ticks: truth.symbols.len(),
         elapsed_s: elapsed,
         ticks_per_s: truth.ticks as f64 / elapsed.max(1e-9),
         feed,

@@ -76,6 +76,11 @@ pub(crate) struct Scenario {
     pub(crate) secs: Option<f64>,
     /// Feed rate in ticks/s; `None` = unthrottled.
     pub(crate) rate: Option<u64>,
+    /// Draw the symbols from the real S&P 500 universe (topped up with
+    /// synthetic ones past its 524 symbols, which then get almost no
+    /// ticks); `false`: a synthetic universe of `symbols` Zipf-weighted
+    /// symbols, so that nearly all of them trade.
+    pub(crate) real_universe: bool,
 }
 
 impl Scenario {
@@ -96,6 +101,7 @@ impl Scenario {
             ticks: Some(ticks),
             secs: None,
             rate,
+            real_universe: true,
         }
     }
 
@@ -115,6 +121,7 @@ impl Scenario {
             ticks: None,
             secs: Some(secs),
             rate: Some(rate),
+            real_universe: true,
         }
     }
 
@@ -135,6 +142,12 @@ impl Scenario {
             self.processors,
             self.symbols
         )
+    }
+
+    /// The same with a synthetic universe.
+    pub(crate) fn synthetic(mut self) -> Self {
+        self.real_universe = false;
+        self
     }
 
     /// Whether the run samples the stored-state lag while feeding.

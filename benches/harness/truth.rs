@@ -137,26 +137,33 @@ pub(crate) fn compare(
     out
 }
 
-/// Reads every `{ns}:sym:*` hash (found with SCAN) in one pipeline.
+/// Hashes read per pipeline: one answer for 100,000 symbols would take
+/// longer than a connection's response timeout on a busy machine.
+const READ_CHUNK: usize = 2_000;
+
+/// Reads every `{ns}:sym:*` hash (found with SCAN), in pipelines of
+/// [`READ_CHUNK`].
 pub(crate) async fn read_stored(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) -> redis::RedisResult<BTreeMap<String, HashMap<String, String>>> {
     let prefix = keys.sym_prefix();
     let names = tickshard::keys::scan_matching(conn, &format!("{prefix}*")).await?;
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
+    let mut out = BTreeMap::new();
+    for chunk in names.chunks(READ_CHUNK) {
+        let mut pipe = redis::pipe();
+        for n in chunk {
+            pipe.hgetall(n);
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(hashes)
+                .map(|(n, h)| (n[prefix.len()..].to_string(), h)),
+        );
     }
-    let mut pipe = redis::pipe();
-    for n in &names {
-        pipe.hgetall(n);
-    }
-    let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
-    Ok(names
-        .into_iter()
-        .zip(hashes)
-        .map(|(n, h)| (n[prefix.len()..].to_string(), h))
-        .collect())
+    Ok(out)
 }
 
 /// Writes the hand-written fixture's state into a real Redis and checks
