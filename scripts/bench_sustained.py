@@ -327,7 +327,7 @@ def sections(results_dir, commands, root):
     data = load(results_dir)
     if not data:
         return ("_The sustained-load groups have not run: `scripts/bench-report --sustained` runs them "
-                "(about 15 minutes, twice that with `--compare-bins`)._")
+                "(about 8 minutes, twice that with `--compare-bins`)._")
     def cmd(g):
         """The command bench-report ran for `g`, if it wrote the file there now."""
         c = commands.get(g) or {}
