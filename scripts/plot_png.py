@@ -103,9 +103,11 @@ def human(v):
     return f"{v:g}"
 
 
-def loglog_plot(path, series, title, xlabel, ylabel, w=900, h=560):
-    """series: list of (name, [(x, y), ...], connect: bool). Positive values only."""
+def loglog_plot(path, series, title, xlabel, ylabel, w=900, h=560, hlines=()):
+    """series: list of (name, [(x, y), ...], connect: bool). Positive values only.
+    hlines: (y, label) pairs drawn as dashed horizontal lines (e.g. a limit)."""
     pts = [p for _, ps, _ in series for p in ps if p[0] > 0 and p[1] > 0]
+    pts += [(pts[0][0], y) for y, _ in hlines if y > 0] if pts else []
     c = Canvas(w, h)
     left, right, top, bottom = 90, w - 230, 50, h - 60
     c.text(left, 18, title, scale=2)
@@ -138,6 +140,13 @@ def loglog_plot(path, series, title, xlabel, ylabel, w=900, h=560):
     c.line(left, top, left, bottom, black)
     c.text((left + right) // 2 - len(xlabel) * 3, bottom + 28, xlabel)
     c.text(8, top - 16, ylabel)
+    for y, label in hlines:
+        if y <= 0:
+            continue
+        Y = ty(y)
+        for X in range(left, right, 12):
+            c.line(X, Y, min(X + 6, right), Y, (120, 120, 120))
+        c.text(right - len(label) * 6 - 4, int(Y) - 11, label, (90, 90, 90))
     for i, (name, ps, connect) in enumerate(series):
         col = COLOURS[i % len(COLOURS)]
         ps = [p for p in ps if p[0] > 0 and p[1] > 0]

@@ -1,7 +1,8 @@
 //! Locating and running the project's binaries for the cluster bench:
 //! `feed-sim` and `tickshard processor`, from the same build profile as the
-//! bench executable (`target/<profile>/`). Children are killed on drop;
-//! their stderr goes to a log file in the run's directory.
+//! bench executable (`target/<profile>/`) or another directory. Children
+//! are killed on drop; their stderr goes to a log file in the run's
+//! directory. Their command lines are built in `cmdline`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 /// The two binaries a cluster run needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Binaries {
+    /// The directory both came from.
+    pub(crate) dir: PathBuf,
     pub(crate) tickshard: PathBuf,
     pub(crate) feed_sim: PathBuf,
 }
@@ -23,9 +26,13 @@ impl Binaries {
     /// says how to build them.
     pub(crate) fn find(profile_dir: &Path) -> Result<Self, String> {
         let dir = std::env::var_os(BIN_DIR_ENV).map(PathBuf::from);
-        let profile_dir = dir.as_deref().unwrap_or(profile_dir);
-        let tickshard = profile_dir.join("tickshard");
-        let feed_sim = profile_dir.join("feed-sim");
+        Self::in_dir(dir.as_deref().unwrap_or(profile_dir))
+    }
+
+    /// Finds both in `dir`, or says how to build them.
+    pub(crate) fn in_dir(dir: &Path) -> Result<Self, String> {
+        let tickshard = dir.join("tickshard");
+        let feed_sim = dir.join("feed-sim");
         let missing: Vec<String> = [&tickshard, &feed_sim]
             .iter()
             .filter(|p| !p.is_file())
@@ -33,6 +40,7 @@ impl Binaries {
             .collect();
         if missing.is_empty() {
             Ok(Self {
+                dir: dir.to_path_buf(),
                 tickshard,
                 feed_sim,
             })
@@ -52,6 +60,7 @@ pub(crate) struct Proc {
     pub(crate) name: String,
     child: Child,
     log: PathBuf,
+    out: PathBuf,
 }
 
 impl Proc {
@@ -75,7 +84,13 @@ impl Proc {
             name: name.to_string(),
             child,
             log,
+            out,
         })
+    }
+
+    /// Where its stdout goes.
+    pub(crate) fn stdout_path(&self) -> &Path {
+        &self.out
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -126,80 +141,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// How the feed is driven in one scenario.
-#[derive(Debug, Clone)]
-pub(crate) struct FeedSpec {
-    pub(crate) listen: String,
-    pub(crate) symbols: usize,
-    pub(crate) ticks: u64,
-    /// `None`: unthrottled (no `--rate`).
-    pub(crate) rate: Option<u64>,
-    pub(crate) mode: String,
-    pub(crate) redis: String,
-    pub(crate) record: PathBuf,
-    /// `--universe FILE`: the N most active real symbols (topped up with
-    /// synthetic ones past the file's size).
-    pub(crate) universe: Option<PathBuf>,
-    /// `--wait-clients N`: the first tick waits for every processor.
-    pub(crate) wait_clients: usize,
-}
-
-/// `feed-sim --listen ADDR --symbols N --ticks M [--rate R] --mode MODE
-/// --redis URL --seed 1 --record FILE` (the contract in DESIGN.md).
-pub(crate) fn feed_command(bin: &Path, spec: &FeedSpec) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.arg("--listen")
-        .arg(&spec.listen)
-        .arg("--symbols")
-        .arg(spec.symbols.to_string())
-        .arg("--ticks")
-        .arg(spec.ticks.to_string())
-        .arg("--mode")
-        .arg(&spec.mode)
-        .arg("--redis")
-        .arg(&spec.redis)
-        .arg("--seed")
-        .arg("1")
-        .arg("--record")
-        .arg(&spec.record)
-        .arg("--wait-clients")
-        .arg(spec.wait_clients.to_string());
-    if let Some(r) = spec.rate {
-        cmd.arg("--rate").arg(r.to_string());
-    }
-    if let Some(u) = &spec.universe {
-        cmd.arg("--universe").arg(u);
-    }
-    cmd.env("RUST_LOG", "warn");
-    cmd
-}
-
-/// `tickshard processor --redis URL --feed ws://ADDR --id ID --http ADDR
-/// --cluster NS` (the contract in DESIGN.md).
-pub(crate) fn processor_command(
-    bin: &Path,
-    redis: &str,
-    feed: &str,
-    id: &str,
-    http: &str,
-    ns: &str,
-) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.arg("processor")
-        .arg("--redis")
-        .arg(redis)
-        .arg("--feed")
-        .arg(format!("ws://{feed}"))
-        .arg("--id")
-        .arg(id)
-        .arg("--http")
-        .arg(http)
-        .arg("--cluster")
-        .arg(ns)
-        .env("RUST_LOG", "warn");
-    cmd
 }
 
 /// A free loopback address `127.0.0.1:PORT`.

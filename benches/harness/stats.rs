@@ -1,22 +1,24 @@
-//! Collects the processors' `{ns}:stats` messages during a run and merges
-//! their interval histograms (never averaging percentiles), and reads the
-//! sustained rate from consecutive cumulative `applied` counters.
+//! Collects the processors' `{ns}:stats` messages (and the `{ns}:events`
+//! lease events) during a run and merges their interval histograms (never
+//! averaging percentiles); sums their final counters.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use tickshard::cluster::ClusterEvent;
 use tickshard::keys::Keys;
 use tickshard::stats::{new_histogram, LatencyKind, StatsSnapshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::Percentiles;
 
-/// Snapshots received so far, and messages that did not parse.
+/// Snapshots and events received so far, and messages that did not parse.
 #[derive(Debug, Default)]
 pub(crate) struct Collected {
     pub(crate) snapshots: Vec<StatsSnapshot>,
+    pub(crate) events: Vec<ClusterEvent>,
     pub(crate) bad: u64,
 }
 
@@ -27,8 +29,8 @@ pub(crate) struct StatsCollector {
 }
 
 impl StatsCollector {
-    /// Subscribes to `{ns}:stats` on `url` and collects until `shutdown`.
-    /// Returns once the subscription is confirmed.
+    /// Subscribes to `{ns}:stats` and `{ns}:events` on `url` and collects
+    /// until `shutdown`. Returns once the subscriptions are confirmed.
     pub(crate) async fn start(
         url: &str,
         keys: &Keys,
@@ -36,7 +38,9 @@ impl StatsCollector {
     ) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(keys.stats()).await?;
+        let stats_channel = keys.stats();
+        pubsub.subscribe(&stats_channel).await?;
+        pubsub.subscribe(keys.events()).await?;
         let me = Self::default();
         let inner = me.inner.clone();
         tokio::spawn(async move {
@@ -47,13 +51,21 @@ impl StatsCollector {
                     _ = shutdown.cancelled() => return,
                     m = messages.next() => match m { Some(m) => m, None => return },
                 };
-                let parsed = std::str::from_utf8(msg.get_payload_bytes())
-                    .ok()
-                    .and_then(|s| StatsSnapshot::parse(s).ok());
+                let raw = msg.get_payload_bytes();
                 let mut c = inner.lock().unwrap_or_else(PoisonError::into_inner);
-                match parsed {
-                    Some(s) => c.snapshots.push(s),
-                    None => c.bad += 1,
+                if msg.get_channel_name() == stats_channel {
+                    match std::str::from_utf8(raw)
+                        .ok()
+                        .and_then(|s| StatsSnapshot::parse(s).ok())
+                    {
+                        Some(s) => c.snapshots.push(s),
+                        None => c.bad += 1,
+                    }
+                } else {
+                    match ClusterEvent::parse(raw) {
+                        Ok(e) => c.events.push(e),
+                        Err(_) => c.bad += 1,
+                    }
                 }
             }
         });
@@ -66,10 +78,39 @@ impl StatsCollector {
         c.snapshots.clone()
     }
 
+    /// The hot symbols of each instance's latest snapshot, most active
+    /// first, without repeats.
+    pub(crate) fn hot_symbols(&self) -> Vec<String> {
+        let c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut latest: BTreeMap<&str, &StatsSnapshot> = BTreeMap::new();
+        for s in &c.snapshots {
+            let slot = latest.entry(s.instance.as_str()).or_insert(s);
+            if s.ts_ms >= slot.ts_ms {
+                *slot = s;
+            }
+        }
+        let mut out: Vec<String> = Vec::new();
+        for s in latest.values() {
+            for h in &s.hot_symbols {
+                if !out.contains(&h.symbol) {
+                    out.push(h.symbol.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A copy of the lease and membership events so far.
+    pub(crate) fn events(&self) -> Vec<ClusterEvent> {
+        let c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        c.events.clone()
+    }
+
     /// Drops everything collected so far (e.g. start-up intervals).
     pub(crate) fn clear(&self) {
         let mut c = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         c.snapshots.clear();
+        c.events.clear();
     }
 }
 
@@ -90,45 +131,6 @@ pub(crate) fn merged(snapshots: &[StatsSnapshot], kind: LatencyKind) -> (Histogr
 /// Merged percentiles of `kind`.
 pub(crate) fn percentiles(snapshots: &[StatsSnapshot], kind: LatencyKind) -> Percentiles {
     Percentiles::of(&merged(snapshots, kind).0)
-}
-
-/// Cluster-wide applied ticks per second, one value per whole second in
-/// which instances published: for each instance, the applied ticks
-/// counted in the windows ending in that second divided by those windows'
-/// length, summed over instances.
-pub(crate) fn applied_rates(snapshots: &[StatsSnapshot]) -> Vec<f64> {
-    let mut by_instance: BTreeMap<&str, Vec<&StatsSnapshot>> = BTreeMap::new();
-    for s in snapshots {
-        by_instance.entry(s.instance.as_str()).or_default().push(s);
-    }
-    // second -> instance -> (applied ticks, milliseconds)
-    let mut buckets: BTreeMap<u64, BTreeMap<&str, (u64, u64)>> = BTreeMap::new();
-    let applied = |s: &StatsSnapshot| s.counters.get("applied").unwrap_or(0);
-    for (id, snaps) in by_instance.iter_mut() {
-        snaps.sort_by_key(|s| s.ts_ms);
-        for w in snaps.windows(2) {
-            let dt = w[1].ts_ms.saturating_sub(w[0].ts_ms);
-            if dt == 0 {
-                continue;
-            }
-            let d = applied(w[1]).saturating_sub(applied(w[0]));
-            let slot = buckets
-                .entry(w[1].ts_ms / 1000)
-                .or_default()
-                .entry(id)
-                .or_default();
-            slot.0 += d;
-            slot.1 += dt;
-        }
-    }
-    buckets
-        .into_values()
-        .map(|per| {
-            per.values()
-                .map(|(d, ms)| *d as f64 * 1000.0 / *ms as f64)
-                .sum()
-        })
-        .collect()
 }
 
 /// The processors' counters at the end of the run: each instance's last

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use tickshard::keys::Keys;
+use tickshard::tick::Symbol;
 
 /// One symbol in the ground truth.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -136,24 +137,90 @@ pub(crate) fn compare(
     out
 }
 
-/// Reads every `{ns}:sym:*` hash (found with SCAN) in one pipeline.
+/// Hashes read per pipeline: one answer for 100,000 symbols would take
+/// longer than a connection's response timeout on a busy machine.
+const READ_CHUNK: usize = 2_000;
+
+/// Reads every `{ns}:sym:*` hash (found with SCAN), in pipelines of
+/// [`READ_CHUNK`].
 pub(crate) async fn read_stored(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) -> redis::RedisResult<BTreeMap<String, HashMap<String, String>>> {
     let prefix = keys.sym_prefix();
     let names = tickshard::keys::scan_matching(conn, &format!("{prefix}*")).await?;
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
+    let mut out = BTreeMap::new();
+    for chunk in names.chunks(READ_CHUNK) {
+        let mut pipe = redis::pipe();
+        for n in chunk {
+            pipe.hgetall(n);
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(hashes)
+                .map(|(n, h)| (n[prefix.len()..].to_string(), h)),
+        );
     }
-    let mut pipe = redis::pipe();
-    for n in &names {
-        pipe.hgetall(n);
+    Ok(out)
+}
+
+/// Writes the hand-written fixture's state into a real Redis and checks
+/// that the comparison finds it exact, then finds one changed field and
+/// one extra symbol.
+pub(crate) async fn self_check(url: &str) -> Result<(), String> {
+    let text = include_str!("../fixtures/truth_small.json");
+    let truth = GroundTruth::parse(text)?;
+    let keys = Keys::new("selfcheck");
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let hset = |sym: &str, fields: Vec<(&'static str, String)>| {
+        let key = keys.sym(&sym.parse::<Symbol>().unwrap());
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        for (f, v) in fields {
+            cmd.arg(f).arg(v);
+        }
+        cmd
+    };
+    for (sym, t) in &truth.symbols {
+        let fields = vec![
+            ("count", t.count.to_string()),
+            ("volume", t.volume.to_string()),
+            ("last_seq", t.last_seq.to_string()),
+            ("last_px", t.last_px.clone()),
+            ("vwap_px", t.vwap_px.clone()),
+            ("fence", "1".to_string()),
+        ];
+        let _: () = hset(sym, fields)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    let hashes: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
-    Ok(names
-        .into_iter()
-        .zip(hashes)
-        .map(|(n, h)| (n[prefix.len()..].to_string(), h))
-        .collect())
+    let read = |mut c: redis::aio::MultiplexedConnection| {
+        let keys = keys.clone();
+        async move { read_stored(&mut c, &keys).await.map_err(|e| e.to_string()) }
+    };
+    let cmp = compare(&truth, &read(conn.clone()).await?);
+    if !cmp.is_exact() || cmp.matched != truth.symbols.len() {
+        return Err(format!("identical state not exact: {}", cmp.summary()));
+    }
+    let _: () = hset("AAPL", vec![("count", "4".to_string())])
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _: () = hset("ZZZ", vec![("count", "1".to_string())])
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let cmp = compare(&truth, &read(conn.clone()).await?);
+    let one_field = cmp.mismatches.len() == 1 && cmp.mismatches[0].field == "count";
+    if cmp.is_exact() || !one_field || cmp.extra != vec!["ZZZ".to_string()] {
+        return Err(format!("differences not found: {}", cmp.summary()));
+    }
+    Ok(())
 }
