@@ -205,19 +205,11 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         }
     }
 
-    let mut children = vec![Proc::spawn("feed", feed_cmd.cmd, dir).map_err(NoStart)?];
-    let addr = feed_addr.clone();
-    wait_for(
-        "the feed to listen",
-        Duration::from_secs(10),
-        &mut children,
-        || {
-            let addr = addr.clone();
-            async move { Ok(tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())) }
-        },
-    )
-    .await
-    .map_err(NoStart)?;
+    // Processors first: the feed starts only once the assignment has
+    // settled (every partition leased, each processor holding its share),
+    // so no lease moves while it sends. The processors retry the feed's
+    // address until it listens.
+    let mut children = Vec::new();
     for (id, b) in proc_cmds {
         children.push(Proc::spawn(&id, b.cmd, dir).map_err(NoStart)?);
     }
@@ -225,19 +217,19 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     if let Some(pid) = server.pid() {
         pids.push(("redis".to_string(), pid));
     }
-    let cpu_start = CpuSample::take(&pids);
-    let wall_start = Instant::now();
-    let cpu_samples = spawn_cpu_sampler(pids.clone(), shutdown.clone());
 
-    // Ready: every processor is a member and every partition is leased.
-    let (members, lease_pattern) = (keys.members(), format!("{}*", keys.lease_prefix()));
+    // Ready: every processor is a member and the leases are balanced.
+    let members = keys.members();
+    let lease_keys: Vec<String> = (0..PARTITIONS as u32)
+        .map(|p| keys.lease(tickshard::tick::PartitionId(p)))
+        .collect();
     let c2 = conn.clone();
     wait_for(
         "the cluster to be ready",
         Duration::from_secs(30),
         &mut children,
         || {
-            let (mut c, members, pattern) = (c2.clone(), members.clone(), lease_pattern.clone());
+            let (mut c, members, lease_keys) = (c2.clone(), members.clone(), lease_keys.clone());
             let want = sc.processors;
             async move {
                 let n: usize = redis::cmd("ZCARD")
@@ -245,15 +237,24 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
                     .query_async(&mut c)
                     .await
                     .unwrap_or(0);
-                let leased = tickshard::keys::scan_matching(&mut c, &pattern)
+                let owners: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&lease_keys)
+                    .query_async(&mut c)
                     .await
-                    .map_or(0, |k| k.len());
-                Ok((n == want && leased == PARTITIONS).then_some(()))
+                    .unwrap_or_default();
+                Ok((n == want && leases_balanced(&owners, want)).then_some(()))
             }
         },
     )
     .await
     .map_err(NoStart)?;
+
+    let feed = Proc::spawn("feed", feed_cmd.cmd, dir).map_err(NoStart)?;
+    pids.push((feed.name.clone(), feed.pid()));
+    children.insert(0, feed);
+    let cpu_start = CpuSample::take(&pids);
+    let wall_start = Instant::now();
+    let cpu_samples = spawn_cpu_sampler(pids.clone(), shutdown.clone());
     let ready_ms = now_ms();
 
     // The lag probe samples while the feed sends.
@@ -422,4 +423,20 @@ fn file_mtime_ms(path: &Path) -> Option<u64> {
     let t = std::fs::metadata(path).ok()?.modified().ok()?;
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     u64::try_from(d.as_millis()).ok()
+}
+
+/// Every partition's lease value (`{instance}:{epoch}`) is present and the
+/// `n` instances hold ⌊P/n⌋ or ⌈P/n⌉ partitions each.
+fn leases_balanced(owners: &[Option<String>], n: usize) -> bool {
+    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in owners {
+        let Some(owner) = v.as_deref().and_then(|v| v.rsplit_once(':')).map(|(o, _)| o) else {
+            return false;
+        };
+        *per.entry(owner).or_default() += 1;
+    }
+    let p = owners.len();
+    owners.len() == PARTITIONS
+        && per.len() == n
+        && per.values().all(|c| (p / n..=p.div_ceil(n)).contains(c))
 }
