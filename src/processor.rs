@@ -193,7 +193,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         flush_every: Duration::from_millis(args.flush_ms),
         gap_scan_every: Duration::from_millis((args.gap_replay_ms / 2).clamp(5, 100)),
         max_unrouted: 200_000,
-        max_drain: 64,
+        max_drain: 8,
     };
     let worker = Worker::new(
         worker_cfg,

@@ -132,14 +132,9 @@ impl ClusterLatency {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::new_histogram;
 
     fn hist(values: &[u64]) -> Histogram<u64> {
-        let mut h = new_histogram();
-        for v in values {
-            h.record(*v).unwrap();
-        }
-        h
+        crate::stats::latency::histogram_of(values)
     }
 
     #[test]

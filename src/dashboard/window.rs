@@ -199,11 +199,7 @@ mod tests {
     use super::*;
 
     fn hist(values: &[u64]) -> Histogram<u64> {
-        let mut h = new_histogram();
-        for v in values {
-            h.record(*v).unwrap();
-        }
-        h
+        crate::stats::latency::histogram_of(values)
     }
 
     #[test]

@@ -42,6 +42,16 @@ pub fn new_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid")
 }
 
+/// A histogram holding `values` (µs), for tests.
+#[cfg(test)]
+pub(crate) fn histogram_of(values: &[u64]) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for v in values {
+        h.saturating_record(*v);
+    }
+    h
+}
+
 /// The latency kinds a processor measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LatencyKind {

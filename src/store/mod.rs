@@ -33,7 +33,7 @@ const LOAD_CHUNK: usize = 512;
 pub const DEFAULT_FLUSH_CHUNK: usize = 32;
 
 /// Flush scripts of one partition in flight at once.
-const FLUSH_SCRIPTS_IN_FLIGHT: usize = 4;
+const FLUSH_SCRIPTS_IN_FLIGHT: usize = 1;
 
 /// What a flush achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
