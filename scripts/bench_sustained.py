@@ -336,7 +336,7 @@ def sections(results_dir, commands, root):
         except OSError:
             same = False
         return c.get("cmd") if same else None
-    parts = []
+    parts = [f"### Goals\n\n{goals(results_dir)}"]
     titles = {"sweep": "Rate sweep", "overload": "Overload", "symbols": "Symbols at 100k ticks/s",
               "lag": "Stored-state lag"}
     render = {"sweep": lambda d, c: sweep_section(d, c, root), "overload": overload_section,
@@ -353,3 +353,110 @@ def sections(results_dir, commands, root):
 def sustained_runs(results_dir):
     """Exact, sustained runs of this build from every group (for Targets)."""
     return [r for d in load(results_dir).values() for r in exact(current(d["runs"])) if r.get("sustained")]
+
+
+def goals(results_dir):
+    """The sustained-load goals, each met or missed with the figures that
+    measure its cause, from this run's result files (current build)."""
+    data = load(results_dir)
+    runs = {g: exact(current(d["runs"])) for g, d in data.items()}
+    lines = ["| goal | measured | met | measured cause of a miss | what would remove it |", "|---|---|---|---|---|"]
+
+    def row(goal, measured, met, cause="", remedy=""):
+        if measured is None:
+            lines.append(f"| {goal} | not measured in this run | – | | {remedy} |")
+        else:
+            miss = not met
+            lines.append(f"| {goal} | {measured} | {'yes' if met else '**no**'} | {cause if miss else ''} | {remedy if miss else ''} |")
+
+    def split(r):
+        """CPU per tick of the run by process, and the busiest one."""
+        t = r["ticks"] or 1
+        cpu = r.get("cpu_s", {})
+        procs = sum(v for k, v in cpu.items() if k.startswith("p"))
+        return (f"CPU per tick: feed simulator {cpu.get('feed', 0) * 1e9 / t:,.0f} ns, the 3 processors "
+                f"{procs * 1e9 / t:,.0f} ns, Redis {cpu.get('redis', 0) * 1e9 / t:,.0f} ns")
+
+    over = runs.get("overload") or []
+    o = over[0] if over else None
+    sweep_all = data.get("sweep", {}).get("runs", [])
+    best = sustainable(sweep_all) if sweep_all else None
+    if o:
+        f = o.get("flow", {})
+        lw = o.get("leases", {}).get("while_feeding", {})
+        ticks = o["ticks"] or 1
+        dup = f.get("duplicates", 0) / ticks
+        rep = f.get("replay_ticks", 0) / ticks
+        flat = (f.get("dropped", 0) == 0 and lw.get("acquired", 0) == 0 and lw.get("lost", 0) == 0
+                and dup <= 0.001 and rep <= 0.001 and o.get("cpu_busy_feeding", 0) >= 0.85)
+        row(f"overload is flat: unthrottled {ticks:,} ticks exact, 0 dropped, 0 lease moves while feeding, "
+            "duplicates and replayed ticks ≤ 0.1 %, CPUs ≥ 85 % busy",
+            f"dropped {f.get('dropped', 0)}, leases +{lw.get('acquired', 0)} / lost {lw.get('lost', 0)}, duplicates "
+            f"{dup:.3%}, replayed {rep:.3%}, CPU busy {o.get('cpu_busy_feeding', 0):.0%} while feeding",
+            flat, split(o))
+        if best:
+            share = o["ticks_per_s"] / best
+            row("overload throughput to exact ≥ 90 % of the sustainable rate",
+                f"{o['ticks_per_s']:,.0f} ticks/s = {share:.0%} of {best:,.0f}", share >= 0.9)
+    else:
+        row("overload is flat (≥ 15M ticks unthrottled)", None, False)
+    if sweep_all:
+        steps = sorted(current(sweep_all), key=lambda r: r["scenario"]["rate"] or 0)
+        first_miss = next((r for r in steps if held(r)), None)
+        cause = ""
+        if first_miss:
+            e = first_miss.get("e2e_us", {})
+            cause = (f"first step not held: {first_miss['scenario']['rate']:,}/s ({held(first_miss)}; e2e p99 "
+                     f"{e.get('p99', 0):,} µs while the forward hop p99 is {first_miss.get('forward_us', {}).get('p99', 0):,} µs "
+                     f"and the CPUs are {first_miss.get('cpu_busy_feeding', 0):.0%} busy)")
+        top = max((r for r in steps if r["status"] == "exact"), key=lambda r: r["ticks_per_s"], default=None)
+        if top:
+            cause += (f"; the most the cluster applied at any step: {top['ticks_per_s']:,.0f} ticks/s to exact "
+                      f"({split(top)}, CPUs {top.get('cpu_busy_feeding', 0):.0%} busy)")
+        row("sustainable throughput ≥ 2,000,000 ticks/s (highest sweep step held 30 s: exact, no drops, no replays, "
+            "e2e p99 ≤ 10 ms)", f"{best:,} ticks/s" if best else "no step held", bool(best and best >= 2_000_000),
+            cause.lstrip("; "),
+            "a lower tail at moderate rates (the latency row below): the rate is held exact up to the feed's limit, "
+            "but p99 passes 10 ms early")
+    at100k = [r for r in (runs.get("lag") or []) + (runs.get("sweep") or [])
+              if r["scenario"]["rate"] == 100000 and r["scenario"]["symbols"] == 500]
+    if at100k:
+        e = lambda k: med(r["e2e_us"][k] for r in at100k)  # noqa: E731
+        cpu = med(r["cpu_ns_per_tick"] for r in at100k)
+        r0 = at100k[0]
+        why = (f"the forward hop alone has p99 {med(r['forward_us']['p99'] for r in at100k):,.0f} µs and the "
+               f"CPUs are {med(r.get('cpu_busy_feeding', 0) for r in at100k):.0%} busy with five processes on "
+               f"{r0.get('cores', 2)} cores; {split(r0)}")
+        row("latency at 100k/s, 500 symbols: p50 ≤ 200 µs, p99 ≤ 1 ms, p99.9 ≤ 2 ms",
+            f"{e('p50'):,.0f} / {e('p99'):,.0f} / {e('p999'):,.0f} µs",
+            e("p50") <= 200 and e("p99") <= 1000 and e("p999") <= 2000, why,
+            "fewer messages per tick (forwards coalesced across feed frames with a short adaptive linger, acks "
+            "carried on data going the other way) and fewer processes contending for the 2 cores")
+        row("CPU at 100k/s ≤ 3 µs per tick, all processes", f"{cpu:,.0f} ns", cpu <= 3000,
+            f"{split(r0)}: at a moderate rate most of it is per message (wake-ups, system calls), not per tick",
+            "bigger messages at moderate rates: an adaptive linger in the processors' forwarding and fewer, "
+            "larger pub/sub messages per second through Redis")
+    for n, limit in ((10_000, 2_000), (100_000, 5_000)):
+        rs = [r for r in runs.get("symbols") or [] if r["scenario"]["symbols"] == n]
+        if rs:
+            p99 = med(r["e2e_us"]["p99"] for r in rs)
+            fl = med(r["flush_us"]["p50"] for r in rs)
+            row(f"{n:,} symbols at 100k/s: exact, e2e p99 ≤ {limit // 1000} ms", f"exact, p99 {p99:,.0f} µs",
+                p99 <= limit, f"every symbol is dirty at every flush, so the state writes match the ticks in number: "
+                f"{split(rs[0])}; one flush of the partitions takes p50 {fl:,.0f} µs",
+                "writing less per flush: only the fields that changed, the partition set once per epoch instead of an "
+                "SADD per symbol, and a flush interval that grows with the number of dirty symbols within the "
+                "staleness bound")
+    lag = [r for r in runs.get("lag") or [] if r.get("lag")]
+    if lag:
+        p95 = med(r["lag"].get("p95_ms") for r in lag)
+        row("stored state trails the owner's live state by ≤ 300 ms (p95)", f"{p95:,.1f} ms" if p95 is not None else None,
+            p95 is not None and p95 <= 300)
+    lost = sum(r.get("leases", {}).get("while_feeding", {}).get("lost", 0) for g in runs.values() for r in g)
+    moved = sum(r.get("leases", {}).get("while_feeding", {}).get("acquired", 0) for g in runs.values() for r in g)
+    n = sum(len(g) for g in runs.values())
+    row("no lease lost or moved under any load (every sustained-load run)",
+        f"{lost} lost, {moved} acquired while feeding, over {n} exact runs" if n else None, lost == 0 and moved == 0)
+    row("no command over 1 ms in SLOWLOG at 10,000 symbols", None, False,
+        remedy="the bench does not read SLOWLOG yet; flush scripts are bounded by `--flush-chunk` (tested)")
+    return "\n".join(lines)

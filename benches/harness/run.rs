@@ -430,7 +430,11 @@ fn file_mtime_ms(path: &Path) -> Option<u64> {
 fn leases_balanced(owners: &[Option<String>], n: usize) -> bool {
     let mut per: BTreeMap<&str, usize> = BTreeMap::new();
     for v in owners {
-        let Some(owner) = v.as_deref().and_then(|v| v.rsplit_once(':')).map(|(o, _)| o) else {
+        let Some(owner) = v
+            .as_deref()
+            .and_then(|v| v.rsplit_once(':'))
+            .map(|(o, _)| o)
+        else {
             return false;
         };
         *per.entry(owner).or_default() += 1;
