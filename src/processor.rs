@@ -194,6 +194,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         gap_scan_every: Duration::from_millis((args.gap_replay_ms / 2).clamp(5, 100)),
         max_unrouted: 200_000,
         max_drain: 8,
+        max_drain_backlog: 64,
     };
     let worker = Worker::new(
         worker_cfg,

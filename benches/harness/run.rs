@@ -160,7 +160,8 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
 
     // Command lines first: a build that cannot run the scenario is skipped
     // before anything starts.
-    let feed_addr = procs::free_addr()?;
+    // The feed starts last (see below): a port no outgoing socket takes.
+    let feed_addr = procs::free_addr_below_ephemeral()?;
     let record = dir.join("truth.json");
     let spec = FeedSpec {
         listen: feed_addr.clone(),

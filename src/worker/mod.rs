@@ -75,8 +75,12 @@ pub struct WorkerConfig {
     pub gap_scan_every: Duration,
     /// Most ticks held while their owner is unknown.
     pub max_unrouted: usize,
-    /// Input batches taken in one go before forward buffers are flushed.
+    /// Input batches taken in one go before forward buffers are flushed,
+    /// when little is queued (low latency at moderate rates).
     pub max_drain: usize,
+    /// The same under a backlog: as many as are queued, up to this, so
+    /// forwarded batches stay big when the worker is behind.
+    pub max_drain_backlog: usize,
     /// Flow control of new input.
     pub admission: AdmissionConfig,
 }
@@ -266,9 +270,16 @@ impl Worker {
 
     /// Takes whatever else is queued right now (new input only while
     /// admitted), then sends the forward buffers: batches grow with load,
-    /// with no fixed linger.
+    /// with no fixed linger. A few inputs at a time keep the latency low;
+    /// under a backlog it takes as many as are queued (bounded), so the
+    /// forwarded batches stay big.
     async fn drain_more(&mut self, ch: &mut WorkerChannels) {
-        for _ in 0..self.cfg.max_drain {
+        let queued = ch.input.len() + ch.inbox.len();
+        let limit = queued.clamp(
+            self.cfg.max_drain,
+            self.cfg.max_drain_backlog.max(self.cfg.max_drain),
+        );
+        for _ in 0..limit {
             if !self.stalled.is_empty() {
                 break; // the publisher is behind: send before taking more
             }
