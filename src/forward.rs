@@ -2,8 +2,8 @@
 //! destination in the binary encoding.
 //!
 //! Smart batching: the worker appends while it has input and takes every
-//! non-empty batch as soon as its input queue is drained, or a batch
-//! reaches the size cap. There is no fixed linger, so a lone tick leaves at
+//! non-empty batch after each drain of its queues (a few inputs, more
+//! under a backlog), or when a batch reaches the size cap. There is no fixed linger, so a lone tick leaves at
 //! once at low load and batches grow by themselves at high load.
 
 use crate::codec::BatchWriter;
