@@ -3,8 +3,9 @@
 //!
 //! Smart batching: the worker appends while it has input and takes every
 //! non-empty batch after each drain of its queues (a few inputs, more
-//! under a backlog), or when a batch reaches the size cap. There is no fixed linger, so a lone tick leaves at
-//! once at low load and batches grow by themselves at high load.
+//! under a backlog), or when a batch reaches the size cap. There is no
+//! fixed linger, so a lone tick leaves at once at low load and batches
+//! grow by themselves at high load.
 
 use crate::codec::BatchWriter;
 use crate::tick::{InstanceId, Tick};
