@@ -309,20 +309,7 @@ async fn a_live_dashboard_shows_the_bench_numbers_for_its_window() {
         .await
         .expect("the bench's collector subscribes");
     let mut conn = support::connect(&redis).await;
-    support::wait_until(Duration::from_secs(10), "three subscribers", || {
-        let mut conn = conn.clone();
-        let ch = keys.stats();
-        async move {
-            let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&ch)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or_default();
-            n.first().is_some_and(|(_, n)| *n >= 3)
-        }
-    })
-    .await;
+    support::wait_subscribers(&conn, &keys.stats(), 3, Duration::from_secs(10)).await;
 
     // Three instances, each publishing at its own point of every second.
     let ids = ["p1", "p2", "p3"];

@@ -476,20 +476,7 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     .await;
     let keys = Keys::new(NS);
     let m = Metrics::new();
-    let sub = support::wait_for(Duration::from_secs(10), "resubscribed", || {
-        let mut conn = conn.clone();
-        let ch = keys.stats();
-        async move {
-            let n: Vec<(String, i64)> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&ch)
-                .query_async(&mut conn)
-                .await
-                .ok()?;
-            (n.first()?.1 > 0).then_some(())
-        }
-    });
-    sub.await;
+    support::wait_subscribers(&conn, &keys.stats(), 1, Duration::from_secs(10)).await;
     m.counters.ticks_in.add(1);
     let s = stats::take_snapshot(&m, "late", stats::now_ms(), 1000, 0, vec![]);
     let _: i64 = conn.publish(keys.stats(), s.to_json()).await.unwrap();

@@ -71,6 +71,28 @@ where
     }
 }
 
+/// Waits until `channel` has at least `n` subscribers (`PUBSUB NUMSUB`).
+pub async fn wait_subscribers(
+    conn: &redis::aio::MultiplexedConnection,
+    channel: &str,
+    n: i64,
+    timeout: Duration,
+) {
+    wait_until(timeout, &format!("{n} subscribers on {channel}"), || {
+        let mut conn = conn.clone();
+        async move {
+            let subs: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            subs.first().is_some_and(|(_, got)| *got >= n)
+        }
+    })
+    .await;
+}
+
 pub mod chaos;
 pub mod claims;
 pub mod procs;
