@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::keys::DEFAULT_NAMESPACE;
 use crate::partition::DEFAULT_PARTITIONS;
+use crate::store;
 
 /// tickshard: a horizontally scaled stock-tick stream processor.
 #[derive(Debug, Parser)]
@@ -143,7 +144,7 @@ pub struct ProcessorArgs {
     /// Most symbols written by one flush script: a flush is cut into
     /// scripts this small so none holds Redis (which also carries the
     /// forwarded ticks and the leases) for long.
-    #[arg(long, env = "TICKSHARD_FLUSH_CHUNK", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, env = "TICKSHARD_FLUSH_CHUNK", default_value_t = store::DEFAULT_FLUSH_CHUNK as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub flush_chunk: u32,
 
     /// Flow-control window: most ticks forwarded to one instance and not

@@ -1,7 +1,9 @@
-//! CPU seconds (user + system) and peak RSS of processes, read from
-//! `/proc/PID/stat` and `/proc/PID/status`. Sampled at the start and end of
-//! a run; the difference summed over every process (Redis, feed,
-//! processors) divided by the ticks gives CPU time per tick.
+//! CPU seconds (user + system), time spent waiting for a core, and peak
+//! RSS of processes, read from `/proc/PID/stat`, `/proc/PID/task/*/schedstat`
+//! and `/proc/PID/status`. Sampled at the start and end of a run; the
+//! difference summed over every process (Redis, feed, processors) divided
+//! by the ticks gives CPU time per tick, and the wait for a core shows how
+//! much the processes queued behind each other on the shared cores.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,10 @@ pub(crate) struct CpuTicks {
     pub(crate) utime: u64,
     /// `stime` in clock ticks.
     pub(crate) stime: u64,
+    /// Nanoseconds its threads spent runnable but waiting for a core
+    /// (second field of each thread's `schedstat`; 0 where the kernel
+    /// does not keep it).
+    pub(crate) wait_ns: u64,
 }
 
 impl CpuTicks {
@@ -30,12 +36,34 @@ pub(crate) fn parse_stat(line: &str) -> Option<CpuTicks> {
     Some(CpuTicks {
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
+        wait_ns: 0,
     })
 }
 
-/// Reads `/proc/PID/stat`; `None` once the process is gone.
+/// The run-queue wait of a `schedstat` line (`cpu_ns wait_ns slices`).
+pub(crate) fn parse_schedstat_wait(line: &str) -> Option<u64> {
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Run-queue wait summed over the threads alive now. Threads that ended
+/// take their share with them; the processes measured keep their threads.
+fn wait_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|l| parse_schedstat_wait(&l))
+        .sum()
+}
+
+/// Reads `/proc/PID/stat` and the threads' `schedstat`; `None` once the
+/// process is gone.
 pub(crate) fn read(pid: u32) -> Option<CpuTicks> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let mut t = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    t.wait_ns = wait_ns(pid);
+    Some(t)
 }
 
 /// Peak resident set size (`VmHWM`) in bytes.
@@ -88,6 +116,19 @@ impl CpuSample {
             })
             .collect()
     }
+
+    /// Seconds each process spent waiting for a core between `self` and
+    /// `later`.
+    pub(crate) fn wait_seconds_until(&self, later: &CpuSample) -> BTreeMap<String, f64> {
+        later
+            .by_process
+            .iter()
+            .map(|(name, end)| {
+                let start = self.by_process.get(name).map_or(0, |t| t.wait_ns);
+                (name.clone(), end.wait_ns.saturating_sub(start) as f64 / 1e9)
+            })
+            .collect()
+    }
 }
 
 /// Self-check: parses a tricky stat line and samples this process.
@@ -98,9 +139,13 @@ pub(crate) fn self_check() -> Result<(), String> {
         != (CpuTicks {
             utime: 1234,
             stime: 567,
+            wait_ns: 0,
         })
     {
         return Err(format!("stat parsed wrongly: {parsed:?}"));
+    }
+    if parse_schedstat_wait("1234567 89012 34\n") != Some(89012) {
+        return Err("schedstat parsed wrongly".to_string());
     }
     let me = std::process::id();
     let before = read(me).ok_or("cannot read own /proc stat")?;

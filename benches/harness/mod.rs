@@ -7,7 +7,8 @@
 //!   options a build knows), and the child processes;
 //! - [`run`]: one measured run (start, drive, wait for exact, report) and
 //!   [`result`], the line it writes;
-//! - [`cpu`]: CPU time and peak RSS of processes from `/proc`;
+//! - [`cpu`]: CPU time, run-queue wait and peak RSS of processes from
+//!   `/proc`; [`slowlog`]: Redis commands slower than 1 ms;
 //! - [`truth`]: the feed's `--record` ground truth and the exact comparison
 //!   with the stored `{ns}:sym:*` hashes;
 //! - [`stats`]: collection of the processors' `{ns}:stats` messages and
@@ -31,6 +32,7 @@ pub(crate) mod procs;
 pub(crate) mod result;
 pub(crate) mod run;
 pub(crate) mod scenario;
+pub(crate) mod slowlog;
 pub(crate) mod stats;
 pub(crate) mod truth;
 pub(crate) mod window;
@@ -45,5 +47,6 @@ pub(crate) fn self_checks() -> Vec<(&'static str, Result<(), String>)> {
         ("feed_summary", feed_summary::self_check()),
         ("lag_quantiles", lag::self_check()),
         ("http_parsing", http::self_check()),
+        ("slow_log", slowlog::self_check()),
     ]
 }

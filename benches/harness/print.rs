@@ -86,6 +86,23 @@ pub(crate) fn cluster(r: &ScenarioResult) {
             ms(lag.query_p50_ms)
         );
     }
+    let wait: f64 = r.runq_wait_s.values().sum();
+    let cpu: f64 = r.cpu_s.values().sum();
+    let slow = r
+        .slowlog
+        .as_ref()
+        .map_or("not read".to_string(), |s| match &s.slowest {
+            None => format!("none over {} µs", s.threshold_us),
+            Some((cmd, us)) => format!(
+                "{}{} over {} µs, slowest {cmd} {us} µs",
+                s.total,
+                if s.capped { "+" } else { "" },
+                s.threshold_us
+            ),
+        });
+    println!(
+        "         waited for a core {wait:.1} s over {cpu:.1} s of CPU (all processes); Redis slow log: {slow}"
+    );
     if !r.options_dropped.is_empty() {
         println!(
             "         options left out (not known to every build): {}",

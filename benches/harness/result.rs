@@ -9,6 +9,7 @@ use super::feed_summary::FeedFigures;
 use super::lag::LagStats;
 use super::leases::LeaseFigures;
 use super::scenario::Scenario;
+use super::slowlog::SlowlogFigures;
 use super::window::{RateStats, Window};
 use crate::common::Percentiles;
 
@@ -105,6 +106,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) applied_per_s: RateStats,
     /// CPU seconds per process name over the run.
     pub(crate) cpu_s: BTreeMap<String, f64>,
+    /// Seconds per process name spent runnable, waiting for a core.
+    pub(crate) runq_wait_s: BTreeMap<String, f64>,
     /// Sum of `cpu_s` / ticks, in nanoseconds.
     pub(crate) cpu_ns_per_tick: f64,
     /// Cores of the machine (available parallelism).
@@ -126,6 +129,9 @@ pub(crate) struct ScenarioResult {
     pub(crate) leases: LeaseFigures,
     /// Stored-state lag (lag runs only).
     pub(crate) lag: Option<LagStats>,
+    /// Redis commands of the processes under test slower than 1 ms, from
+    /// the cluster being ready to the state being exact.
+    pub(crate) slowlog: Option<SlowlogFigures>,
     /// Stats messages received.
     pub(crate) stats_messages: usize,
     /// The processors' counters at the end (summed; zeros left out).
@@ -183,6 +189,7 @@ impl ScenarioResult {
             feed_window: None,
             applied_per_s: RateStats::default(),
             cpu_s: BTreeMap::new(),
+            runq_wait_s: BTreeMap::new(),
             cpu_ns_per_tick: 0.0,
             cores: cores(),
             cpu_busy: 0.0,
@@ -195,6 +202,7 @@ impl ScenarioResult {
             flow: Flow::default(),
             leases: LeaseFigures::default(),
             lag: None,
+            slowlog: None,
             stats_messages: 0,
             counters: BTreeMap::new(),
             loadavg_1m: loadavg_1m(),

@@ -5,7 +5,8 @@
 //! CPU busy share while feeding, CPU per tick over every process (Redis
 //! included), peak RSS, drops / duplicates / replays, lease moves while
 //! feeding, latency percentiles from the merged `{ns}:stats` histograms,
-//! and for lag runs the stored-state lag.
+//! the run-queue wait of every process, Redis's slow log, and for lag
+//! runs the stored-state lag.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -27,6 +28,7 @@ use super::leases;
 use super::procs::{self, Proc};
 use super::result::{self, Flow, ScenarioResult, Status};
 use super::scenario::{self, Scenario, NAMESPACE, PARTITIONS};
+use super::slowlog;
 use super::stats::{self, StatsCollector};
 use super::truth::{self, GroundTruth};
 use super::window::{self, RateStats, Window};
@@ -250,6 +252,9 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     .await
     .map_err(NoStart)?;
 
+    slowlog::arm(&mut conn)
+        .await
+        .map_err(|e| format!("arming SLOWLOG: {e}"))?;
     let feed = Proc::spawn("feed", feed_cmd.cmd, dir).map_err(NoStart)?;
     pids.push((feed.name.clone(), feed.pid()));
     children.insert(0, feed);
@@ -314,6 +319,9 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     let exact = last.is_exact();
     let exact_ms = now_ms();
     let cpu_end = CpuSample::take(&pids);
+    let slow = slowlog::read(&mut conn)
+        .await
+        .map_err(|e| format!("reading SLOWLOG: {e}"))?;
     let wall_s = wall_start.elapsed().as_secs_f64();
     let rss: BTreeMap<String, f64> = pids
         .iter()
@@ -330,6 +338,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         .unwrap_or_default();
     let feed = FeedFigures::parse(&feed_stdout, sc.rate);
     let cpu_s = cpu_start.seconds_until(&cpu_end, cpu::clock_ticks_per_s());
+    let runq_wait_s = cpu_start.wait_seconds_until(&cpu_end);
     let snaps = collector.snapshots();
     let events = collector.events();
     // Kept with the logs (TICKSHARD_BENCH_KEEP_LOGS) for a closer look.
@@ -391,6 +400,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         cpu_busy_feeding: window::busy_share(&samples, window, cores),
         cores,
         cpu_s,
+        runq_wait_s,
         processor_rss_peak_mib: rss
             .iter()
             .filter(|(n, _)| n.starts_with('p'))
@@ -403,6 +413,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         flow: Flow::of(&counters),
         leases: leases::figures(&events, window, sc.processors, PARTITIONS),
         lag,
+        slowlog: Some(slow),
         stats_messages: snaps.len(),
         counters,
         loadavg_1m: result::loadavg_1m(),
