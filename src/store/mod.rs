@@ -4,7 +4,7 @@
 //! (`flush.lua`) that writes only if `{ns}:lease:{p}` still holds
 //! `{instance}:{epoch}` and no symbol's stored `fence` is newer than
 //! `epoch`. The symbols go in chunks of at most [`Store::with_chunk`]
-//! symbols, one script each (one in flight at a time), so no script holds
+//! symbols, one script each (a few in flight at once), so no script holds
 //! the single-threaded Redis for long: the forwarded ticks and the lease
 //! renewals it also carries never wait behind a big flush. Each symbol's
 //! whole state is written, so chunks are independent and a chunk written
@@ -32,8 +32,10 @@ const LOAD_CHUNK: usize = 512;
 /// Default of [`Store::with_chunk`]: symbols per flush script.
 pub const DEFAULT_FLUSH_CHUNK: usize = 8;
 
-/// Flush scripts of one partition in flight at once.
-const FLUSH_SCRIPTS_IN_FLIGHT: usize = 1;
+/// Flush scripts of one partition in flight at once: pipelined, so a
+/// flush of many symbols does not pay one round trip per chunk, while at
+/// most this many chunks wait in Redis ahead of a forwarded batch.
+const FLUSH_SCRIPTS_IN_FLIGHT: usize = 4;
 
 /// What a flush achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
