@@ -5,7 +5,7 @@
 mod common;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickshard::engine::{Engine, EngineConfig, GapPolicy, TickOutcome};
@@ -16,13 +16,7 @@ const P: PartitionId = PartitionId(0);
 
 fn active_engine() -> Engine {
     let mut e = Engine::new(EngineConfig {
-        gap: GapPolicy {
-            replay_after: Duration::from_millis(50),
-            replay_retry: Duration::from_millis(200),
-            skip_after: Duration::from_secs(10),
-            max_replay_span: 1000,
-            bar_width_ns: 60_000_000_000,
-        },
+        gap: GapPolicy::default(),
         max_held: 1_000_000,
         max_loading_held: 1_000_000,
     });

@@ -17,13 +17,7 @@ const P: PartitionId = PartitionId(0);
 
 fn flush_of(symbols: usize) -> PartitionFlush {
     let mut e = Engine::new(EngineConfig {
-        gap: GapPolicy {
-            replay_after: std::time::Duration::from_millis(50),
-            replay_retry: std::time::Duration::from_millis(200),
-            skip_after: std::time::Duration::from_secs(10),
-            max_replay_span: 1000,
-            bar_width_ns: 60_000_000_000,
-        },
+        gap: GapPolicy::default(),
         max_held: 1000,
         max_loading_held: 1000,
     });

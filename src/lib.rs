@@ -22,13 +22,18 @@
 //!   request/reply between instances.
 //!
 //! Process plumbing:
+//! - [`clock`]: the wall clock as milliseconds or nanoseconds since the
+//!   Unix epoch.
 //! - [`config`]: command-line options of the subcommands.
 //! - [`redis_conn`]: every Redis client is built here (credentials, TLS
 //!   with a private CA, passwords kept out of logs and errors).
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
+//! - [`retry`]: backoff of the retry loops, steered by the errors'
+//!   classifiers.
 //! - [`logging`]: tracing set-up.
 //! - [`stats`]: counters and latency histograms of the data path, the
-//!   once-a-second `{ns}:stats` message and the Prometheus text.
+//!   once-a-second `{ns}:stats` message and the metric families of
+//!   `/metrics`.
 //! - [`dashboard`]: the live dashboard server (merges every instance's
 //!   stats, serves the page and a WebSocket stream).
 //! - [`processor`]: the `tickshard processor` service.
@@ -44,13 +49,13 @@
 //!                              └─ not owned ─▶ forward ─PUBLISH─▶ owner's inbox
 //! ```
 
+pub mod clock;
 pub mod cluster;
 pub mod codec;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod engine;
-pub mod fasthash;
 pub mod forward;
 pub mod http;
 pub mod ingest;
@@ -61,6 +66,7 @@ pub mod processor;
 pub mod query;
 pub mod redis_conn;
 pub mod redis_server;
+pub mod retry;
 pub mod router;
 pub mod shutdown;
 pub mod stats;

@@ -26,7 +26,9 @@ use crate::engine::{EngineConfig, GapPolicy};
 use crate::http::{self, DataState};
 use crate::ingest::feed::FeedClient;
 use crate::keys::Keys;
-use crate::stats::{run_publisher as run_stats_publisher, FnSource, Metrics, PublisherConfig};
+use crate::stats::{
+    run_publisher as run_stats_publisher, BadInput, FnSource, Metrics, PublisherConfig,
+};
 use crate::store::Store;
 use crate::tick::InstanceId;
 use crate::worker::admission::AdmissionConfig;
@@ -165,7 +167,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     let app = http::auth::require_token(
         app,
         args.auth.auth_token.clone(),
-        Arc::new(move || rejected.bad_input("unauthorized")),
+        Arc::new(move || rejected.bad_input(BadInput::Unauthorized)),
     );
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, http_stop.clone()));

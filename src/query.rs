@@ -54,39 +54,9 @@ pub struct SymbolView {
     /// Volume-weighted average price.
     pub vwap_px: Option<Price>,
     /// The current bar.
-    pub bar: Option<BarView>,
+    pub bar: Option<Bar>,
     /// Ticks held ahead of a gap.
     pub pending: usize,
-}
-
-/// The current OHLC bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BarView {
-    /// Window start, ns.
-    pub start_ns: u64,
-    /// Open.
-    pub open: Price,
-    /// High.
-    pub high: Price,
-    /// Low.
-    pub low: Price,
-    /// Close.
-    pub close: Price,
-    /// Volume in the bar.
-    pub volume: u64,
-}
-
-impl From<Bar> for BarView {
-    fn from(b: Bar) -> Self {
-        Self {
-            start_ns: b.start_ns,
-            open: b.open,
-            high: b.high,
-            low: b.low,
-            close: b.close,
-            volume: b.volume,
-        }
-    }
 }
 
 impl SymbolView {
@@ -110,7 +80,7 @@ impl SymbolView {
             last_px: t.last_px,
             last_size: t.last_size,
             vwap_px: t.vwap(),
-            bar: state.bar.map(BarView::from),
+            bar: state.bar,
             pending: state.pending_len(),
         }
     }

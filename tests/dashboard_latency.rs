@@ -315,13 +315,17 @@ async fn a_live_dashboard_shows_the_bench_numbers_for_its_window() {
     let ids = ["p1", "p2", "p3"];
     let metrics: Vec<Metrics> = ids.iter().map(|_| Metrics::new()).collect();
     let mut rng = Lcg(11);
-    let start_sec = stats::now_ms() / 1000 + 1;
+    let start_sec = tickshard::clock::now_ms() / 1000 + 1;
     for k in 0..SECONDS {
         for (i, id) in ids.iter().enumerate() {
             let at = (start_sec + k) * 1000 + [100, 400, 700][i];
-            tokio::time::sleep(Duration::from_millis(at.saturating_sub(stats::now_ms()))).await;
+            tokio::time::sleep(Duration::from_millis(
+                at.saturating_sub(tickshard::clock::now_ms()),
+            ))
+            .await;
             record_second(&metrics[i], i, k, &mut rng);
-            let s = stats::take_snapshot(&metrics[i], id, stats::now_ms(), 1000, 8, vec![]);
+            let s =
+                stats::take_snapshot(&metrics[i], id, tickshard::clock::now_ms(), 1000, 8, vec![]);
             let _: i64 = conn.publish(keys.stats(), s.to_json()).await.unwrap();
         }
     }

@@ -139,7 +139,7 @@ async fn preview_with_fake_cluster() {
             &mut conn,
             format!(
                 r#"{{"kind":"member_joined","ts_ms":{},"instance":"{id}"}}"#,
-                stats::now_ms()
+                tickshard::clock::now_ms()
             ),
         )
         .await;
@@ -147,7 +147,7 @@ async fn preview_with_fake_cluster() {
     let assign = |alive: &[String], p: u32| alive[(p as usize * 7 + 3) % alive.len()].clone();
 
     for second in 0..secs {
-        let now = stats::now_ms();
+        let now = tickshard::clock::now_ms();
         if second == secs / 3 {
             alive.retain(|i| i != "p3");
             for p in 0..P as usize {
@@ -278,7 +278,7 @@ async fn preview_with_fake_cluster() {
                 .iter()
                 .filter(|o| o.as_deref() == Some(id.as_str()))
                 .count() as u32;
-            let snap = stats::take_snapshot(m, id, stats::now_ms(), 1000, owned, hot);
+            let snap = stats::take_snapshot(m, id, tickshard::clock::now_ms(), 1000, owned, hot);
             let _: i64 = conn.publish(keys.stats(), snap.to_json()).await.unwrap();
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -45,24 +45,10 @@ async fn frame_where(
     what: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = Value::Null;
-    loop {
-        let next = tokio::time::timeout_at(deadline, ws.next()).await;
-        match next {
-            Err(_) => panic!("timed out waiting for: {what}\nlast frame: {last:#}"),
-            Ok(None) => panic!("stream ended waiting for: {what}"),
-            Ok(Some(Err(e))) => panic!("ws error waiting for {what}: {e}"),
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).expect("frames are JSON");
-                if pred(&v) {
-                    return v;
-                }
-                last = v;
-            }
-            Ok(Some(Ok(_))) => {}
-        }
-    }
+    support::demo::frame_where(ws, timeout, what, pred, |last| {
+        format!("last frame: {last:#}")
+    })
+    .await
 }
 
 async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
@@ -129,7 +115,7 @@ fn spawn_manual_instance(
         let client = redis::Client::open(url).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let m = Metrics::new();
-        let mut ts = stats::now_ms();
+        let mut ts = tickshard::clock::now_ms();
         loop {
             m.counters.ticks_in.add(200);
             m.counters.forwarded_out.add(50);
@@ -478,7 +464,7 @@ async fn demo_controls_only_when_installed_and_reconnects_after_redis_restart() 
     let m = Metrics::new();
     support::wait_subscribers(&conn, &keys.stats(), 1, Duration::from_secs(10)).await;
     m.counters.ticks_in.add(1);
-    let s = stats::take_snapshot(&m, "late", stats::now_ms(), 1000, 0, vec![]);
+    let s = stats::take_snapshot(&m, "late", tickshard::clock::now_ms(), 1000, 0, vec![]);
     let _: i64 = conn.publish(keys.stats(), s.to_json()).await.unwrap();
     frame_where(
         &mut ws,

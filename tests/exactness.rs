@@ -198,6 +198,10 @@ async fn unthrottled_overload_drops_nothing_and_moves_no_lease() {
     let procs = &run.procs;
     assert_eq!(total_counter(procs, "tickshard_dropped_total").await, 0);
     assert_eq!(
+        total_counter(procs, "tickshard_forward_undelivered_total").await,
+        0
+    );
+    assert_eq!(
         total_counter(procs, "tickshard_leases_acquired_total").await,
         acquired_before,
         "a lease moved while feeding"

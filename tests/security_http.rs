@@ -14,24 +14,14 @@ use futures_util::StreamExt;
 use support::fleet::{processor_args, tickshard_bin};
 use support::procs::Proc;
 use support::wait_for;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "tok-0123456789abcdef";
 
 /// GET with extra header lines: (status, headers, body).
 async fn get(addr: &str, path: &str, headers: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+    support::fleet::http_get_with(addr, path, headers)
         .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
+        .unwrap_or_else(|| panic!("GET {path} from {addr} failed"))
 }
 
 fn run(args: &[&str]) -> (Option<i32>, String) {

@@ -18,11 +18,8 @@ const P: PartitionId = PartitionId(5);
 fn engine() -> Engine {
     Engine::new(EngineConfig {
         gap: GapPolicy {
-            replay_after: std::time::Duration::from_millis(50),
-            replay_retry: std::time::Duration::from_millis(200),
-            skip_after: std::time::Duration::from_secs(10),
-            max_replay_span: 1000,
             bar_width_ns: 1_000_000_000,
+            ..GapPolicy::default()
         },
         max_held: 1000,
         max_loading_held: 1000,

@@ -48,7 +48,8 @@ pub(crate) enum Status {
 /// What the processors counted over the whole run (summed).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub(crate) struct Flow {
-    /// Ticks dropped from a full hold buffer (gap fill fetches them again).
+    /// Ticks that had to be fetched again: dropped from a full hold
+    /// buffer, or forwarded in a batch that reached nobody.
     pub(crate) dropped: u64,
     /// Ticks dropped as duplicates (`seq <= last_seq`).
     pub(crate) duplicates: u64,
@@ -63,7 +64,7 @@ impl Flow {
     pub(crate) fn of(counters: &BTreeMap<String, u64>) -> Self {
         let c = |name: &str| counters.get(name).copied().unwrap_or(0);
         Self {
-            dropped: c("dropped"),
+            dropped: c("dropped") + c("forward_undelivered"),
             duplicates: c("duplicates"),
             replays_requested: c("replays_requested"),
             replay_ticks: c("replay_ticks"),

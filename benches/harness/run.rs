@@ -14,9 +14,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tickshard::clock::now_ms;
 use tickshard::keys::Keys;
 use tickshard::redis_server::RedisServer;
-use tickshard::stats::{now_ms, LatencyKind, StatsSnapshot};
+use tickshard::stats::{LatencyKind, StatsSnapshot};
 use tokio_util::sync::CancellationToken;
 
 use super::builds::Build;

@@ -44,6 +44,14 @@ pub struct Args {
     #[arg(long, env = "TICKSHARD_FEED_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
 
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (ticks sent per
+    /// client, replays served, clients connected); port 0 picks a free
+    /// port (logged as `metrics http listening addr=...`). Off by default.
+    /// No authentication: keep it on loopback or a private network, as the
+    /// feed itself.
+    #[arg(long, env = "TICKSHARD_FEED_METRICS", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
     /// Number of symbols to generate. With --universe: the N most active
     /// symbols of the file, topped up with synthetic ones when N is larger
     /// than the file. Default: the whole universe, or 100 synthetic symbols.
@@ -185,6 +193,8 @@ pub enum SourceConfig {
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Address of the `/metrics` server, if any.
+    pub metrics: Option<SocketAddr>,
     /// Tick source.
     pub source: SourceConfig,
     /// Ticks per second, `None` = unthrottled.
@@ -340,6 +350,7 @@ impl Args {
         }
         Ok(Config {
             listen: self.listen,
+            metrics: self.metrics,
             source,
             rate,
             ticks: self.ticks,
@@ -382,6 +393,10 @@ mod tests {
         assert_eq!(c.mode, Mode::RoundRobin);
         assert_eq!(c.rate, None);
         assert_eq!(c.cluster, "tickshard");
+        assert_eq!(c.metrics, None);
+        let c = parse(&["--metrics", "127.0.0.1:0"]).unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(Args::try_parse_from(["feed-sim", "--metrics", "nowhere"]).is_err());
     }
 
     #[test]

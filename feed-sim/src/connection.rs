@@ -8,10 +8,13 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use tickshard::clock::now_ns;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use prometheus_client::metrics::counter::Counter;
 use tickshard::codec::{encode_batch, FeedMessage, WireFormat};
 use tickshard::tick::Tick;
 use tokio::net::TcpStream;
@@ -35,14 +38,6 @@ const CONTROL_QUEUE: usize = 256;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<TcpStream>;
-
-/// Wall clock, ns since the Unix epoch.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// Serves one accepted TCP connection until it ends or `shutdown`.
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -163,7 +158,7 @@ impl Reader {
     async fn on_text(&mut self, text: &str) {
         let msg = match FeedMessage::parse(text) {
             Ok(m) => m,
-            Err(e) => return self.reject(e.kind(), e.to_string()).await,
+            Err(e) => return self.reject(e.kind().as_str(), e.to_string()).await,
         };
         match msg {
             FeedMessage::Hello { id, format } => self.on_hello(id, format).await,
@@ -226,7 +221,12 @@ impl Reader {
                 .reject("invalid_hello", "hello id must be 1-64 characters".into())
                 .await;
         }
-        if self.ctl_tx.send(Control::Format(format)).await.is_err() {
+        let id: Arc<str> = id.into();
+        let hello = Control::Hello {
+            format,
+            ticks_sent: self.shared.ticks_sent.of(&id),
+        };
+        if self.ctl_tx.send(hello).await.is_err() {
             return;
         }
         self.registered = true;
@@ -234,7 +234,7 @@ impl Reader {
         tracing::info!(conn = self.conn, id = %id, format = ?format, "client joined");
         self.shared.hub.register(ConnHandle {
             conn: self.conn,
-            id: id.into(),
+            id,
             data: self.data_tx.clone(),
             control: self.ctl_tx.clone(),
         });
@@ -269,6 +269,8 @@ async fn write_loop(
     token: CancellationToken,
 ) {
     let mut format = WireFormat::Json;
+    // Replaced on `hello`, before any live batch can come.
+    let mut ticks_sent = Counter::default();
     let mut in_hand: Option<Vec<Tick>> = None;
     loop {
         tokio::select! {
@@ -276,8 +278,9 @@ async fn write_loop(
             c = control.recv() => {
                 let Some(c) = c else { break };
                 let msg = match c {
-                    Control::Format(f) => {
+                    Control::Hello { format: f, ticks_sent: counter } => {
                         format = f;
+                        ticks_sent = counter;
                         continue;
                     }
                     Control::Text(t) => Message::Text(t.as_ref().into()),
@@ -308,6 +311,7 @@ async fn write_loop(
                 shared.pending.fetch_sub(n, Ordering::AcqRel);
                 Counters::add(&shared.counters.ticks_sent, n);
                 Counters::add(&shared.counters.batches_sent, 1);
+                ticks_sent.inc_by(n);
             }
         }
     }

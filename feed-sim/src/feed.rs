@@ -15,7 +15,6 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Mode;
-use crate::connection::now_ns;
 use crate::distribute::{split_by_owner, Picker};
 use crate::ground_truth::GroundTruth;
 use crate::hub::ConnHandle;
@@ -24,6 +23,7 @@ use crate::pacing::{ReplayClock, TokenBucket};
 use crate::source::{BadRows, NewTick, Source};
 use crate::state::Shared;
 use crate::summary::Counters;
+use tickshard::clock::now_ns;
 
 /// Shortest wait of a paced feed: at a fixed rate it sends what accrued
 /// at most every millisecond, as an exchange gateway sends a packet of

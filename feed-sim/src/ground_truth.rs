@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use std::io::Write;
 use std::path::Path;
-use tickshard::fasthash::FxHashMap;
 
 use serde::Serialize;
 use tickshard::tick::{Symbol, Tick};

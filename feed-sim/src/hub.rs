@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::counter::Counter;
 use tickshard::codec::WireFormat;
 use tickshard::tick::Tick;
 use tokio::sync::{mpsc, watch};
@@ -15,8 +16,14 @@ use tokio::sync::{mpsc, watch};
 /// A message for one connection's writer, other than live ticks.
 #[derive(Debug)]
 pub enum Control {
-    /// Switches the connection's frame format (sent on `hello`).
-    Format(WireFormat),
+    /// Sent on `hello`: the connection's frame format and its client's
+    /// ticks-sent counter.
+    Hello {
+        /// Frame format of ticks and replays from now on.
+        format: WireFormat,
+        /// Counts the live ticks written to this client.
+        ticks_sent: Counter,
+    },
     /// A JSON text frame (errors, `seqs`).
     Text(Arc<str>),
     /// Replayed ticks, sent in the connection's format.
@@ -86,6 +93,16 @@ impl Hub {
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// How many connections are live.
+    pub fn len(&self) -> usize {
+        self.conns.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// True when no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Notified on every change.

@@ -20,6 +20,7 @@
 //! - [`server`] and [`connection`]: WebSocket accept loop and clients.
 //! - [`announce`]: `seqs` messages.
 //! - [`ground_truth`] and [`summary`]: the record file and the exit line.
+//! - [`metrics`]: `/metrics` (with `--metrics ADDR`).
 //!
 //! ```text
 //! source ─▶ pacing ─▶ feed loop ─▶ replay store (seq) ─▶ ground truth
@@ -36,6 +37,7 @@ pub mod feed;
 pub mod generator;
 pub mod ground_truth;
 pub mod hub;
+pub mod metrics;
 pub mod owner_map;
 pub mod owners;
 pub mod pacing;
@@ -78,6 +80,14 @@ pub enum FeedError {
         /// Error.
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    MetricsBind {
+        /// Address.
+        addr: SocketAddr,
+        /// Error.
+        source: std::io::Error,
+    },
     /// The universe file is unusable.
     #[error(transparent)]
     Universe(#[from] universe::UniverseError),
@@ -106,6 +116,7 @@ pub enum FeedError {
 pub struct Feed {
     config: Config,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     source: Source,
     owners: Option<(redis::Client, Keys, owner_map::OwnerMap)>,
 }
@@ -161,9 +172,18 @@ impl Feed {
                     addr: config.listen,
                     source,
                 })?;
+        let metrics = match config.metrics {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| FeedError::MetricsBind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             config,
             listener,
+            metrics,
             source,
             owners,
         })
@@ -172,6 +192,11 @@ impl Feed {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The bound address of the `/metrics` server, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` (or `--exit-after` past the last tick) and
@@ -184,6 +209,7 @@ impl Feed {
             hub: Hub::default(),
             store: RwLock::new(ReplayStore::new(config.replay_limit)),
             counters: Counters::default(),
+            ticks_sent: metrics::TicksSent::default(),
             returns: returns_tx,
             pending: AtomicU64::new(0),
             replay_max_range: config.replay_max_range,
@@ -197,6 +223,13 @@ impl Feed {
             shared.clone(),
             tasks.clone(),
         ));
+        let metrics_server = self.metrics.map(|listener| {
+            tokio::spawn(metrics::serve(
+                listener,
+                metrics::registry(shared.clone()),
+                tasks.clone(),
+            ))
+        });
         let (done_tx, done_rx) = watch::channel(false);
         let announcer = tokio::spawn(announce::run(
             shared.clone(),
@@ -270,6 +303,9 @@ impl Feed {
         tasks.cancel();
         let _ = server.await;
         let _ = announcer.await;
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         let c = &shared.counters;
         let (kept, evicted, symbols) = shared
             .store

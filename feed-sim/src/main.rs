@@ -14,6 +14,9 @@ fn main() -> anyhow::Result<()> {
         let shutdown = tickshard::shutdown::on_signals();
         let feed = feed_sim::Feed::bind(config).await?;
         tracing::info!(addr = %feed.local_addr(), "listening");
+        if let Some(addr) = feed.metrics_addr() {
+            tracing::info!(%addr, "metrics http listening");
+        }
         let summary = feed.run(shutdown).await?;
         println!("{}", summary.to_json_line());
         Ok(())

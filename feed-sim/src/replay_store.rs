@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use tickshard::fasthash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 use tickshard::tick::{Price, Symbol, Tick};
 

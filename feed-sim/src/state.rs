@@ -1,6 +1,7 @@
 //! State shared by the feed loop, the connections and the announcer: the
-//! live-connection hub, the replay store, the counters and the
-//! bookkeeping of ticks not yet written to a socket.
+//! live-connection hub, the replay store, the counters (for the summary
+//! and `/metrics`) and the bookkeeping of ticks not yet written to a
+//! socket.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::RwLock;
@@ -9,6 +10,7 @@ use tickshard::tick::Tick;
 use tokio::sync::mpsc;
 
 use crate::hub::Hub;
+use crate::metrics::TicksSent;
 use crate::replay_store::ReplayStore;
 use crate::summary::Counters;
 
@@ -22,6 +24,8 @@ pub struct Shared {
     pub store: RwLock<ReplayStore>,
     /// Counters for the summary.
     pub counters: Counters,
+    /// Live ticks written, per client (`/metrics`).
+    pub ticks_sent: TicksSent,
     /// Batches a failed connection gives back for re-assignment. Unbounded
     /// by type but bounded in fact: each connection returns at most its
     /// queue (`--queue` batches) plus the batch in hand, once.

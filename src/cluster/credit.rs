@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::handle::ClusterHandle;
 use super::messaging::MessageKind;
-use crate::fasthash::FxHashMap;
 use crate::tick::InstanceId;
+use rustc_hash::FxHashMap;
 
 /// Units consumed from one sender that are acknowledged at once (within
 /// [`ACK_SPACING`]); smaller amounts wait for [`ACK_EVERY`]. Senders'

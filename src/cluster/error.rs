@@ -94,12 +94,7 @@ impl ClusterError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreachable { .. } | Self::Timeout { .. } => true,
-            Self::Redis { source, .. } => {
-                source.is_io_error()
-                    || source.is_timeout()
-                    || source.is_connection_dropped()
-                    || source.is_connection_refusal()
-            }
+            Self::Redis { source, .. } => crate::retry::redis_is_transient(source),
             _ => false,
         }
     }

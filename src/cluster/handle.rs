@@ -14,10 +14,11 @@ use tokio::sync::{broadcast, watch, Notify};
 use super::config::Timings;
 use super::credit::Credits;
 use super::error::{ClusterError, RequestError};
-use super::events::{now_ns, ClusterEvent};
+use super::events::ClusterEvent;
 use super::membership::MemberInfo;
 use super::messaging::{Envelope, MessageKind, Pending};
 use super::ownership::{OwnershipView, ViewCell};
+use crate::clock::now_ns;
 use crate::keys::Keys;
 use crate::tick::InstanceId;
 

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
 use super::error::ClusterError;
-use super::events::{now_ms, ClusterEvent};
+use super::events::ClusterEvent;
 use super::handle::{ClusterHandle, Counters, Shared};
 use super::lease::LeaseScripts;
 use super::membership::{Beat, Membership, Registration};
@@ -22,6 +22,7 @@ use super::ownership::ViewCell;
 use super::runtime::{announce, ClusterRuntime};
 use super::subscriber::{subscribe, Subscriber};
 use super::{Cluster, ClusterChannels};
+use crate::clock::now_ms;
 use crate::redis_conn::RedisConfigError;
 
 /// How long start-up waits for Redis before giving up.

@@ -280,7 +280,7 @@ mod tests {
         let mut out = Vec::new();
         let mut check = |frame: &[u8], want: &str| {
             let err = decode_batch(frame, &mut out).unwrap_err();
-            assert_eq!(err.kind(), want, "{err}");
+            assert_eq!(err.kind().as_str(), want, "{err}");
             assert!(out.is_empty());
         };
         check(&[], "truncated");

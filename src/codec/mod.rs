@@ -7,7 +7,7 @@
 //!   README.
 //!
 //! Every malformed input becomes a [`CodecError`], never a panic; its
-//! [`CodecError::kind`] is the label under which bad input is counted.
+//! [`CodecError::kind`] is the [`BadInput`] kind it is counted under.
 
 pub mod binary;
 pub mod json;
@@ -15,6 +15,7 @@ pub mod json;
 pub use binary::{decode_batch, encode_batch, BatchWriter};
 pub use json::{FeedMessage, WireFormat};
 
+use crate::stats::BadInput;
 use crate::tick::ModelError;
 
 /// Why bytes could not be decoded into messages or ticks.
@@ -61,18 +62,18 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    /// A short stable label for counting bad input by kind.
-    pub fn kind(&self) -> &'static str {
+    /// The kind this error is counted under.
+    pub fn kind(&self) -> BadInput {
         match self {
-            CodecError::MalformedJson(_) => "malformed_json",
-            CodecError::InvalidMessage(_) => "invalid_message",
-            CodecError::Truncated { .. } => "truncated",
-            CodecError::BadMagic => "bad_magic",
-            CodecError::UnsupportedVersion(_) => "unsupported_version",
-            CodecError::UnknownKind(_) => "unknown_kind",
-            CodecError::TooManyTicks(_) => "too_many_ticks",
-            CodecError::InvalidTick { .. } => "invalid_tick",
-            CodecError::TrailingBytes(_) => "trailing_bytes",
+            CodecError::MalformedJson(_) => BadInput::MalformedJson,
+            CodecError::InvalidMessage(_) => BadInput::InvalidMessage,
+            CodecError::Truncated { .. } => BadInput::Truncated,
+            CodecError::BadMagic => BadInput::BadMagic,
+            CodecError::UnsupportedVersion(_) => BadInput::UnsupportedVersion,
+            CodecError::UnknownKind(_) => BadInput::UnknownKind,
+            CodecError::TooManyTicks(_) => BadInput::TooManyTicks,
+            CodecError::InvalidTick { .. } => BadInput::InvalidTick,
+            CodecError::TrailingBytes(_) => BadInput::TrailingBytes,
         }
     }
 }

@@ -367,7 +367,7 @@ impl ClusterView {
             t.applied += c.applied;
             t.forwarded_out += c.forwarded_out;
             t.reforwarded += c.reforwarded;
-            t.held += c.held;
+            t.held += c.held + c.unrouted;
             t.duplicates += c.duplicates;
             t.gaps += c.gaps;
             t.gaps_skipped += c.gaps_skipped;

@@ -46,11 +46,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::clock::now_ms;
 use crate::config::DashboardArgs;
 use crate::http::auth::{check_exposure, require_token, AuthToken, ExposureError};
 use crate::keys::Keys;
 use crate::redis_conn::{RedisConfig, RedisConfigError};
-use crate::stats::now_ms;
 
 pub use demo::{DemoAction, DemoControl, DemoFuture};
 pub use model::DashboardSnapshot;

@@ -5,10 +5,12 @@
 //! bar's completes that bar. A late tick (older window) is folded into the
 //! current bar, so the result depends only on the sequence of ticks.
 
+use serde::{Deserialize, Serialize};
+
 use crate::tick::{Price, Tick};
 
-/// One OHLC bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One OHLC bar (also as it appears in `/api/symbols/{SYMBOL}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bar {
     /// Window start, ns since the Unix epoch.
     pub start_ns: u64,

@@ -19,7 +19,7 @@ pub mod symbol;
 
 use std::time::Instant;
 
-use crate::fasthash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use bar::Bar;
 pub use symbol::{GapAction, GapPolicy, Offer, SymbolState};

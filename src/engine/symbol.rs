@@ -217,6 +217,21 @@ pub struct GapPolicy {
     pub bar_width_ns: u64,
 }
 
+impl Default for GapPolicy {
+    /// The processor's defaults: replay after 50 ms, ask again after
+    /// 200 ms, skip after 10 s, at most 10,000 seqs per request, 1-minute
+    /// bars.
+    fn default() -> Self {
+        Self {
+            replay_after: std::time::Duration::from_millis(50),
+            replay_retry: std::time::Duration::from_millis(200),
+            skip_after: std::time::Duration::from_secs(10),
+            max_replay_span: 10_000,
+            bar_width_ns: 60_000_000_000,
+        }
+    }
+}
+
 /// The decision about a symbol's gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GapAction {
@@ -260,11 +275,9 @@ mod tests {
 
     fn policy() -> GapPolicy {
         GapPolicy {
-            replay_after: Duration::from_millis(50),
-            replay_retry: Duration::from_millis(200),
-            skip_after: Duration::from_secs(10),
             max_replay_span: 1000,
             bar_width_ns: W,
+            ..GapPolicy::default()
         }
     }
 

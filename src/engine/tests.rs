@@ -5,11 +5,8 @@ use super::*;
 fn cfg() -> EngineConfig {
     EngineConfig {
         gap: GapPolicy {
-            replay_after: Duration::from_millis(50),
-            replay_retry: Duration::from_millis(200),
-            skip_after: Duration::from_secs(10),
             max_replay_span: 1000,
-            bar_width_ns: 60_000_000_000,
+            ..GapPolicy::default()
         },
         max_held: 4,
         max_loading_held: 3,

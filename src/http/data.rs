@@ -4,7 +4,8 @@
 //!   instance answers: a non-owner asks the owner over its inbox with a
 //!   correlation id and a timeout. 400 for an invalid symbol, 404 for one
 //!   never seen, 503 when the owner is unknown or gone, 504 when it is slow.
-//! - `GET /metrics`: Prometheus text.
+//! - `GET /metrics`: this instance's metric families
+//!   ([`crate::stats::exposition`]), served by [`super::metrics`].
 //! - `GET /ingest` (WebSocket): push ticks as JSON or binary batches.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,12 +21,14 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{ClusterHandle, ClusterMetrics, PartitionOwner, RequestError};
+use prometheus_client::registry::Registry;
+
+use crate::cluster::{ClusterHandle, PartitionOwner, RequestError};
 use crate::ingest::push::{self, MAX_INGEST_CONNECTIONS};
 use crate::ingest::IngestInput;
 use crate::partition::partition_of;
 use crate::query::{QueryReply, SymbolQuery};
-use crate::stats::{render_prometheus, Metrics};
+use crate::stats::{processor_registry, BadInput, ClusterCollector, Metrics};
 use crate::tick::Symbol;
 use crate::worker::LocalQuery;
 
@@ -42,6 +45,8 @@ pub struct DataState {
     pub cluster: ClusterHandle,
     /// This instance's metrics.
     pub metrics: Arc<Metrics>,
+    /// The families of `/metrics`: `metrics` and the cluster's.
+    pub registry: Arc<Registry>,
     /// Queries for the local worker.
     pub queries: mpsc::Sender<LocalQuery>,
     /// Input for the local worker.
@@ -63,9 +68,11 @@ impl DataState {
         ingest: mpsc::Sender<IngestInput>,
         shutdown: CancellationToken,
     ) -> Self {
+        let registry = processor_registry(metrics.clone(), ClusterCollector(cluster.clone()));
         Self {
             cluster,
             metrics,
+            registry: Arc::new(registry),
             queries,
             ingest,
             ingest_slots: Arc::new(Semaphore::new(MAX_INGEST_CONNECTIONS)),
@@ -83,11 +90,12 @@ impl DataState {
 
 /// The data-path routes.
 pub fn routes(state: DataState) -> Router {
+    let registry = state.registry.clone();
     Router::new()
         .route("/api/symbols/{symbol}", get(symbol))
-        .route("/metrics", get(metrics))
         .route("/ingest", get(ingest))
         .with_state(state)
+        .merge(super::metrics::router(registry))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -98,7 +106,7 @@ async fn symbol(State(s): State<DataState>, Path(raw): Path<String>) -> Response
     let symbol: Symbol = match raw.parse() {
         Ok(sym) => sym,
         Err(e) => {
-            s.metrics.bad_input("invalid_request");
+            s.metrics.bad_input(BadInput::InvalidRequest);
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
@@ -162,58 +170,6 @@ async fn ask_local(s: &DataState, symbol: Symbol) -> Result<QueryReply, Response
             StatusCode::GATEWAY_TIMEOUT,
             "the local engine did not answer in time",
         )),
-    }
-}
-
-async fn metrics(State(s): State<DataState>) -> Response {
-    let owned = s.cluster.view().owned_count(Instant::now());
-    let mut body = render_prometheus(&s.metrics, owned as u32);
-    render_cluster_metrics(&s.cluster.metrics(), &mut body);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// Appends the cluster layer's own counters (renew failures, garbage on
-/// the inbox and events channels, ...) as `tickshard_cluster_*_total`.
-fn render_cluster_metrics(m: &ClusterMetrics, out: &mut String) {
-    use std::fmt::Write;
-    let counters = [
-        (
-            "renew_failures",
-            "Lease renew round trips that failed",
-            m.renew_failures,
-        ),
-        (
-            "handover_ack_timeouts",
-            "Handovers released without the data path's ack in time",
-            m.handover_ack_timeouts,
-        ),
-        (
-            "bad_inbox_messages",
-            "Inbox messages that were not valid envelopes",
-            m.bad_inbox_messages,
-        ),
-        (
-            "bad_events",
-            "Event messages that were garbage or of an unknown kind",
-            m.bad_events,
-        ),
-        (
-            "unmatched_replies",
-            "Replies that matched no waiting request",
-            m.unmatched_replies,
-        ),
-    ];
-    for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP tickshard_cluster_{name}_total {help}.");
-        let _ = writeln!(out, "# TYPE tickshard_cluster_{name}_total counter");
-        let _ = writeln!(out, "tickshard_cluster_{name}_total {value}");
     }
 }
 

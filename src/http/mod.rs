@@ -1,7 +1,8 @@
 //! The processor's HTTP server (axum): `/healthz` and `/api/ownership`
-//! here, the data-path routes (`/api/symbols/{SYMBOL}`, `/metrics`,
-//! `/ingest`) in [`data`], the token check of both this server and the
-//! dashboard in [`auth`].
+//! here, the data-path routes (`/api/symbols/{SYMBOL}`, `/ingest`) in
+//! [`data`], `/metrics` over a metrics registry in [`metrics`] (feed-sim
+//! serves its own with it too), the token check of both this server and
+//! the dashboard in [`auth`].
 //!
 //! `/api/ownership` shows this instance's view: for every partition the
 //! owner and epoch (`null` when unknown or during a handover; this instance
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod data;
+pub mod metrics;
 
 use std::time::Instant;
 

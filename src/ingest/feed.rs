@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{decode_binary, decode_text, TextFrame};
 use super::{IngestInput, ReplayRequest, MAX_MESSAGE_BYTES};
 use crate::codec::{FeedMessage, WireFormat};
-use crate::stats::Metrics;
+use crate::retry::Backoff;
+use crate::stats::{BadInput, Metrics};
 
 /// Bytes offered to each socket read (see `session`).
 const READ_BUFFER_BYTES: usize = 32 * 1024;
@@ -58,29 +59,32 @@ pub struct FeedClient {
 impl FeedClient {
     /// Runs sessions until shutdown.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = BACKOFF_START;
+        let mut backoff = Backoff::new(BACKOFF_START, BACKOFF_CAP);
         loop {
             let end = self.session(&shutdown).await;
-            match &end {
+            let wait = match &end {
                 SessionEnd::Shutdown | SessionEnd::WorkerGone => return,
                 SessionEnd::Connect(e) => {
-                    tracing::warn!(url = %self.url, error = %e, retry_in = ?backoff, "cannot reach the feed")
+                    let wait = backoff.after_failure(true);
+                    tracing::warn!(url = %self.url, error = %e, retry_in = ?wait, "cannot reach the feed");
+                    wait
                 }
                 SessionEnd::Closed => {
                     tracing::info!(url = %self.url, "feed closed the connection");
-                    backoff = BACKOFF_START;
+                    backoff.reset();
+                    backoff.after_failure(true)
                 }
                 SessionEnd::Io(e) => {
                     tracing::warn!(url = %self.url, error = %e, "feed connection failed");
-                    backoff = BACKOFF_START;
+                    backoff.reset();
+                    backoff.after_failure(true)
                 }
-            }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_CAP);
         }
     }
 
@@ -130,7 +134,7 @@ impl FeedClient {
                         None => return SessionEnd::Closed,
                         Some(Err(e)) => {
                             if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                                self.metrics.bad_input("oversized_frame");
+                                self.metrics.bad_input(BadInput::OversizedFrame);
                             }
                             return SessionEnd::Io(e.to_string());
                         }
@@ -149,7 +153,7 @@ impl FeedClient {
                                 None
                             }
                             Ok(TextFrame::Unexpected(kind)) => {
-                                self.metrics.bad_input("invalid_message");
+                                self.metrics.bad_input(BadInput::InvalidMessage);
                                 tracing::warn!(kind, "unexpected message from the feed");
                                 None
                             }

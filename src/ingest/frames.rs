@@ -39,6 +39,7 @@ pub fn decode_binary(bytes: &[u8]) -> Result<IngestInput, CodecError> {
 mod tests {
     use super::*;
     use crate::codec::encode_batch;
+    use crate::stats::BadInput;
     use crate::tick::Tick;
 
     #[test]
@@ -47,7 +48,10 @@ mod tests {
         let mut bin = Vec::new();
         encode_batch(&[t], &mut bin);
         assert_eq!(decode_binary(&bin).unwrap(), IngestInput::Ticks(vec![t]));
-        assert_eq!(decode_binary(b"junk").unwrap_err().kind(), "truncated");
+        assert_eq!(
+            decode_binary(b"junk").unwrap_err().kind(),
+            BadInput::Truncated
+        );
         assert!(matches!(
             decode_text(r#"{"type":"seqs","seqs":{"A":3}}"#).unwrap(),
             TextFrame::Input(IngestInput::Seqs(_))
@@ -60,6 +64,9 @@ mod tests {
             decode_text(r#"{"type":"error","message":"m"}"#).unwrap(),
             TextFrame::PeerError("m".into())
         );
-        assert_eq!(decode_text("{").unwrap_err().kind(), "malformed_json");
+        assert_eq!(
+            decode_text("{").unwrap_err().kind(),
+            BadInput::MalformedJson
+        );
     }
 }

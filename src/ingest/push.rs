@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::frames::{decode_binary, decode_text, TextFrame};
 use super::IngestInput;
 use crate::codec::FeedMessage;
-use crate::stats::Metrics;
+use crate::stats::{BadInput, Metrics};
 
 /// Most `/ingest` connections served at once.
 pub const MAX_INGEST_CONNECTIONS: usize = 64;
@@ -45,7 +45,7 @@ pub async fn serve(
             Some(Err(e)) => {
                 let text = e.to_string();
                 if is_oversized(e) {
-                    metrics.bad_input("oversized_frame");
+                    metrics.bad_input(BadInput::OversizedFrame);
                     tracing::warn!(error = %text, "oversized frame on /ingest; closing");
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
@@ -65,7 +65,7 @@ pub async fn serve(
                     continue;
                 }
                 Ok(TextFrame::Unexpected(kind)) => Err((
-                    "invalid_message",
+                    BadInput::InvalidMessage,
                     format!(
                         "a {kind} message cannot be sent to /ingest; send tick or batch messages"
                     ),
@@ -83,7 +83,7 @@ pub async fn serve(
                 let _ = reject(
                     &mut socket,
                     &metrics,
-                    "invalid_message",
+                    BadInput::InvalidMessage,
                     "seqs are sent by the feed, not to /ingest".into(),
                 )
                 .await;
@@ -107,11 +107,11 @@ pub async fn serve(
 async fn reject(
     socket: &mut WebSocket,
     metrics: &Metrics,
-    kind: &'static str,
+    kind: BadInput,
     message: String,
 ) -> Result<(), axum::Error> {
     metrics.bad_input(kind);
-    tracing::debug!(kind, %message, "bad frame on /ingest");
+    tracing::debug!(%kind, %message, "bad frame on /ingest");
     socket
         .send(Message::Text(FeedMessage::error(message).to_json().into()))
         .await

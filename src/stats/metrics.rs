@@ -3,11 +3,11 @@
 //! `/metrics` read.
 //!
 //! Counters are relaxed `AtomicU64`s (one `fetch_add`, no lock). Bad input
-//! is counted by kind in a small fixed table keyed by `&'static str` labels
-//! ([`BAD_INPUT_KINDS`]); an unknown label is counted as `other`.
+//! is counted by kind ([`BadInput`]) in a fixed array indexed by the enum.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::stats::bad_input::BadInput;
 use crate::stats::latency::{LatencyKind, LatencyRecorder};
 
 /// A cumulative counter.
@@ -34,39 +34,21 @@ impl Counter {
     }
 }
 
-/// The labels bad input is counted under: the codec's
-/// `CodecError::kind()` labels, then the ones of the processor's edges.
-/// Anything else is counted as `other` (the last entry).
-pub const BAD_INPUT_KINDS: [&str; 16] = [
-    "malformed_json",
-    "invalid_message",
-    "truncated",
-    "bad_magic",
-    "unsupported_version",
-    "unknown_kind",
-    "too_many_ticks",
-    "invalid_tick",
-    "trailing_bytes",
-    "oversized_frame",
-    "invalid_request",
-    "foreign_message",
-    "hop_limit",
-    "corrupt_state",
-    "unauthorized",
-    "other",
-];
-
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+    ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
         /// Every named cumulative counter of a processor.
         #[derive(Debug, Default)]
         pub struct Counters {
-            $($(#[$doc])* pub $name: Counter,)*
+            $($(#[doc = $doc])* pub $name: Counter,)*
         }
 
         impl Counters {
             /// Names of the counters, in the order of [`Counters::values`].
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// What each counter counts (its doc comment, one line), in the
+            /// order of [`Counters::NAMES`]: the `HELP` text on `/metrics`.
+            pub const HELP: &'static [&'static str] = &[$(concat!($($doc),*)),*];
 
             /// `(name, value)` of every counter, in a fixed order.
             pub fn values(&self) -> Vec<(&'static str, u64)> {
@@ -81,7 +63,7 @@ macro_rules! counters {
         #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         #[serde(default)]
         pub struct CounterValues {
-            $($(#[$doc])* pub $name: u64,)*
+            $($(#[doc = $doc])* pub $name: u64,)*
             /// Bad input by kind.
             pub bad_input: std::collections::BTreeMap<String, u64>,
         }
@@ -115,7 +97,7 @@ macro_rules! counters {
                         .bad_input_values()
                         .into_iter()
                         .filter(|(_, v)| *v > 0)
-                        .map(|(k, v)| (k.to_string(), v))
+                        .map(|(k, v)| (k.as_str().to_string(), v))
                         .collect(),
                 }
             }
@@ -134,12 +116,18 @@ counters! {
     forwarded_in,
     /// Forwarded ticks that arrived at a former owner and were forwarded again.
     reforwarded,
-    /// Ticks held while their partition had no known owner, ahead of a
-    /// sequence gap, or while the partition's state loaded.
+    /// Ticks held in the engine: ahead of a sequence gap, or while their
+    /// partition's stored state loads.
     held,
-    /// Ticks dropped because a bounded hold buffer was full (the gap fill
-    /// asks the feed for them again).
+    /// Ticks held because their partition had no known owner.
+    unrouted,
+    /// Ticks dropped because a bounded hold buffer was full, the engine's
+    /// or the one for ticks without a known owner (the gap fill asks the
+    /// feed for them again).
     dropped,
+    /// Forwarded ticks whose batch reached no listener or could not be
+    /// published (the owner's gap fill asks the feed for them again).
+    forward_undelivered,
     /// Ticks dropped as duplicates (`seq <= last_seq`).
     duplicates,
     /// Sequence gaps detected.
@@ -173,7 +161,7 @@ counters! {
 pub struct Metrics {
     /// The named counters; update with e.g. `metrics.counters.applied.inc()`.
     pub counters: Counters,
-    bad_input: [Counter; BAD_INPUT_KINDS.len()],
+    bad_input: [Counter; BadInput::ALL.len()],
     /// End-to-end latency (feed `sent_ns` → applied), microseconds.
     pub e2e_us: LatencyRecorder,
     /// Forward hop latency (PUBLISH → received), microseconds.
@@ -201,21 +189,21 @@ impl Metrics {
     }
 
     /// Counts one piece of bad input of `kind` (e.g. `CodecError::kind()`).
-    pub fn bad_input(&self, kind: &str) {
+    pub fn bad_input(&self, kind: BadInput) {
         self.bad_input_n(kind, 1);
     }
 
     /// Counts `n` pieces of bad input of `kind`.
-    pub fn bad_input_n(&self, kind: &str, n: u64) {
-        let idx = bad_input_index(kind);
-        if let Some(c) = self.bad_input.get(idx) {
+    pub fn bad_input_n(&self, kind: BadInput, n: u64) {
+        if let Some(c) = self.bad_input.get(kind.index()) {
             c.add(n);
         }
     }
 
-    /// `(kind, count)` for every bad-input kind, zeros included.
-    pub fn bad_input_values(&self) -> Vec<(&'static str, u64)> {
-        BAD_INPUT_KINDS
+    /// `(kind, count)` for every bad-input kind, zeros included, in the
+    /// order of [`BadInput::ALL`].
+    pub fn bad_input_values(&self) -> Vec<(BadInput, u64)> {
+        BadInput::ALL
             .iter()
             .zip(self.bad_input.iter())
             .map(|(k, c)| (*k, c.get()))
@@ -232,14 +220,6 @@ impl Metrics {
     }
 }
 
-/// Index of `kind` in [`BAD_INPUT_KINDS`] (the `other` slot if unknown).
-fn bad_input_index(kind: &str) -> usize {
-    BAD_INPUT_KINDS
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(BAD_INPUT_KINDS.len() - 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,28 +229,26 @@ mod tests {
         let m = Metrics::new();
         m.counters.ticks_in.add(5);
         m.counters.leases_lost.inc();
-        m.bad_input("malformed_json");
-        m.bad_input("no_such_kind");
-        m.bad_input_n("oversized_frame", 2);
+        m.bad_input(BadInput::MalformedJson);
+        m.bad_input_n(BadInput::OversizedFrame, 2);
         let values = m.counters.values();
         assert_eq!(values.len(), Counters::NAMES.len());
         assert!(values.contains(&("ticks_in", 5)));
         assert!(values.contains(&("leases_lost", 1)));
         let bad = m.bad_input_values();
-        assert!(bad.contains(&("malformed_json", 1)));
-        assert!(bad.contains(&("other", 1)));
-        assert!(bad.contains(&("oversized_frame", 2)));
+        assert_eq!(bad.len(), BadInput::ALL.len());
+        assert!(bad.contains(&(BadInput::MalformedJson, 1)));
+        assert!(bad.contains(&(BadInput::OversizedFrame, 2)));
+        assert!(bad.contains(&(BadInput::Truncated, 0)));
     }
 
     #[test]
-    fn codec_kinds_have_their_own_slot() {
-        for kind in [
-            "malformed_json",
-            "truncated",
-            "trailing_bytes",
-            "invalid_tick",
-        ] {
-            assert_ne!(bad_input_index(kind), BAD_INPUT_KINDS.len() - 1);
-        }
+    fn stats_json_keeps_the_string_labels() {
+        let m = Metrics::new();
+        m.bad_input(BadInput::TrailingBytes);
+        let v = m.counter_values();
+        assert_eq!(v.bad_input.get("trailing_bytes"), Some(&1));
+        assert_eq!(v.bad_input.len(), 1, "zero kinds are left out");
+        assert_eq!(v.bad_input_total(), 1);
     }
 }

@@ -3,7 +3,9 @@
 //! until shutdown.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::now_ms;
 
 use redis::aio::ConnectionManager;
 use tokio::time::MissedTickBehavior;
@@ -86,14 +88,6 @@ impl PublisherConfig {
             publish_timeout: Duration::from_secs(2),
         }
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Builds the next snapshot from `metrics` and `source` (drains the

@@ -15,10 +15,10 @@
 pub mod fields;
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
+use crate::clock::now_ns;
 use crate::engine::{PartitionFlush, SymbolRecord, SymbolState};
 use crate::keys::Keys;
 use crate::tick::{InstanceId, PartitionId, Symbol};
@@ -67,9 +67,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when trying again later may succeed.
+    /// True when trying again later may succeed by itself (see
+    /// [`crate::retry::redis_is_transient`]); an unexpected script reply
+    /// or a refused command (permissions, a foreign value under our key)
+    /// needs an operator.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Redis(_))
+        match self {
+            StoreError::Redis(e) => crate::retry::redis_is_transient(e),
+            StoreError::UnexpectedReply(_) => false,
+        }
     }
 }
 
@@ -236,12 +242,4 @@ impl Store {
         }
         Ok(loaded)
     }
-}
-
-/// Wall-clock nanoseconds since the Unix epoch.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }

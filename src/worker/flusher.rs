@@ -31,6 +31,8 @@ pub struct FlushJob {
 pub(super) struct FlushReport {
     /// Not written (Redis failed): to be retried.
     pub(super) failed: Vec<PartitionFlush>,
+    /// Every failure may pass by itself (`StoreError::is_retryable`).
+    pub(super) retryable: bool,
     /// Refused by fencing: the partition belongs to someone else now.
     pub(super) fenced: Vec<(PartitionId, Epoch)>,
 }
@@ -43,7 +45,10 @@ pub(super) async fn run(
 ) {
     while let Some(job) = jobs.recv().await {
         let started = Instant::now();
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            retryable: true,
+            ..FlushReport::default()
+        };
         for flush in job.flushes {
             match store.flush(&flush).await {
                 Ok(FlushOutcome::Written(_)) => {}
@@ -56,8 +61,14 @@ pub(super) async fn run(
                         symbols = flush.records.len(), "fenced write rejected");
                     report.fenced.push((flush.partition, flush.epoch));
                 }
-                Err(e) => {
+                Err(e) if e.is_retryable() => {
                     tracing::warn!(partition = %flush.partition, error = %e, "flush failed; will retry");
+                    report.failed.push(flush);
+                }
+                Err(e) => {
+                    tracing::error!(partition = %flush.partition, error = %e,
+                        "flush failed and will not pass by itself (permissions, or a foreign value under the symbols' keys); the state stays in memory and is retried every few seconds");
+                    report.retryable = false;
                     report.failed.push(flush);
                 }
             }

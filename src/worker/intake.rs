@@ -5,13 +5,14 @@
 use std::time::{Duration, Instant};
 
 use super::{Worker, MAX_HOPS};
+use crate::clock::now_ns;
 use crate::cluster::{InboxMessage, OwnershipView};
 use crate::codec::decode_batch;
 use crate::engine::TickOutcome;
 use crate::ingest::IngestInput;
 use crate::partition::partition_of;
 use crate::router::{route, OwnerHint, Route};
-use crate::store::now_ns;
+use crate::stats::BadInput;
 use crate::tick::{PartitionId, Tick};
 
 impl Worker {
@@ -44,7 +45,7 @@ impl Worker {
         self.cluster.consumed(&msg);
         let mut ticks = Vec::new();
         if let Err(e) = decode_batch(&msg.payload, &mut ticks) {
-            self.metrics.bad_input("foreign_message");
+            self.metrics.bad_input(BadInput::ForeignMessage);
             tracing::warn!(from = %msg.from, error = %e, "undecodable forwarded batch");
             return;
         }
@@ -102,7 +103,7 @@ impl Worker {
             Route::Local => self.apply(p, tick, now),
             Route::Forward(owner) => {
                 if hops >= MAX_HOPS {
-                    self.metrics.bad_input("hop_limit");
+                    self.metrics.bad_input(BadInput::HopLimit);
                     return;
                 }
                 if let Some(full) = self.forwarder.push(owner, hops + 1, &tick) {
@@ -110,7 +111,7 @@ impl Worker {
                 }
             }
             Route::Hold => {
-                self.metrics.counters.held.inc();
+                self.metrics.counters.unrouted.inc();
                 if self.unrouted.push(tick, hops) {
                     self.metrics.counters.dropped.inc();
                     self.loss.suspect(now);

@@ -17,8 +17,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fasthash::FxHashMap;
 use crate::tick::InstanceId;
+use rustc_hash::FxHashMap;
 
 /// Recent evidence of lost ticks.
 #[derive(Debug)]

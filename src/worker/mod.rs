@@ -42,13 +42,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{ClusterHandle, InboxMessage, IncomingRequest, OwnershipChange};
 use crate::engine::{Engine, EngineConfig};
-use crate::fasthash::FxHashMap;
 use crate::forward::{Forwarder, OutgoingBatch};
 use crate::ingest::{IngestInput, ReplayRequest};
 use crate::query::QueryReply;
+use crate::retry::Backoff;
 use crate::stats::{HotSymbol, Metrics};
 use crate::store::{LoadedPartition, Store};
 use crate::tick::{Epoch, PartitionId, Symbol};
+use rustc_hash::FxHashMap;
 
 use admission::{Admission, AdmissionConfig, Closed};
 pub use flusher::FlushJob;
@@ -63,6 +64,9 @@ pub const MAX_HOPS: u8 = 4;
 
 /// How often paused intake is checked again without any other wake-up.
 const RECHECK_PAUSED: Duration = Duration::from_millis(2);
+
+/// Longest wait between attempts to flush after failures.
+const FLUSH_BACKOFF_CAP: Duration = Duration::from_secs(2);
 
 /// Worker limits and timings.
 #[derive(Debug, Clone)]
@@ -143,6 +147,9 @@ pub struct Worker {
     flush_tx: mpsc::Sender<FlushJob>,
     flush_rx: Option<mpsc::Receiver<FlushJob>>,
     flush_in_flight: bool,
+    /// Backoff after failed flushes, and when the next may start.
+    flush_backoff: Backoff,
+    flush_not_before: Instant,
     /// The feed's latest seq of every symbol, owned or not, so a partition
     /// acquired after the feed went quiet still learns what it must have.
     feed_seqs: FxHashMap<Symbol, u64>,
@@ -175,6 +182,7 @@ impl Worker {
         let (flush_tx, flush_rx) = mpsc::channel(partitions.get() as usize + 4);
         let admission = Admission::new(cfg.admission);
         let loss = LossSignals::new(cfg.engine.gap.skip_after / 2);
+        let cfg_flush_every = cfg.flush_every;
         Self {
             admission,
             loss,
@@ -192,6 +200,8 @@ impl Worker {
             internal_tx,
             internal_rx,
             flush_in_flight: false,
+            flush_backoff: Backoff::new(cfg_flush_every, FLUSH_BACKOFF_CAP),
+            flush_not_before: Instant::now(),
             feed_seqs: FxHashMap::default(),
             e2e_sent: Vec::with_capacity(4096),
             stalled: Vec::new(),
@@ -259,6 +269,7 @@ impl Worker {
         }
         self.send_forwards().await;
         self.flush_in_flight = false;
+        self.flush_not_before = Instant::now();
         self.flush().await;
         let Self { flush_tx, .. } = self;
         drop(flush_tx);

@@ -28,9 +28,12 @@ impl Worker {
     }
 
     /// The publisher has stopped (only while shutting down): the batch is
-    /// counted as dropped and the owner's gap fill recovers it.
+    /// counted as undelivered and the owner's gap fill recovers it.
     pub(super) fn publisher_gone(&self, batch: &OutgoingBatch) {
-        self.metrics.counters.dropped.add(batch.ticks as u64);
+        self.metrics
+            .counters
+            .forward_undelivered
+            .add(batch.ticks as u64);
     }
 
     /// Sends the batches waiting for room, then the partly filled buffers.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use super::{FlushJob, Internal, Worker};
 use crate::cluster::OwnershipChange;
 use crate::partition::partition_of;
+use crate::retry::Backoff;
+use crate::stats::BadInput;
 use crate::store::LoadedPartition;
 use crate::tick::{Epoch, PartitionId};
 
@@ -57,7 +59,7 @@ impl Worker {
         let tx = self.internal_tx.clone();
         let view_source = self.cluster.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
+            let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
             loop {
                 match store.load(partition).await {
                     Ok(loaded) => {
@@ -71,13 +73,18 @@ impl Worker {
                         return;
                     }
                     Err(e) => {
-                        tracing::warn!(%partition, error = %e, "loading partition state failed; retrying");
+                        let wait = backoff.after_failure(e.is_retryable());
+                        if e.is_retryable() {
+                            tracing::warn!(%partition, error = %e, retry_in = ?wait, "loading partition state failed; retrying");
+                        } else {
+                            tracing::error!(%partition, error = %e, retry_in = ?wait,
+                                "loading partition state failed and will not pass by itself (permissions, or a foreign value under the partition's keys); retrying");
+                        }
                         if view_source.view().owned_epoch(partition, Instant::now()) != Some(epoch)
                         {
                             return;
                         }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        tokio::time::sleep(wait).await;
                     }
                 }
             }
@@ -93,7 +100,7 @@ impl Worker {
         loaded: LoadedPartition,
     ) {
         for c in &loaded.corrupt {
-            self.metrics.bad_input("corrupt_state");
+            self.metrics.bad_input(BadInput::CorruptState);
             tracing::error!(%partition, symbol = %c.name, reason = %c.reason,
                 "stored state unreadable; the symbol restarts from seq 1 through replay");
         }

@@ -24,12 +24,12 @@ pub async fn run_publisher(
             .await
         {
             Ok(0) => {
-                metrics.counters.dropped.add(batch.ticks as u64);
+                metrics.counters.forward_undelivered.add(batch.ticks as u64);
                 tracing::debug!(to = %batch.to, ticks = batch.ticks, "forwarded batch had no receiver; gap fill recovers it");
             }
             Ok(_) => {}
             Err(e) => {
-                metrics.counters.dropped.add(batch.ticks as u64);
+                metrics.counters.forward_undelivered.add(batch.ticks as u64);
                 tracing::warn!(to = %batch.to, ticks = batch.ticks, error = %e, "forwarding failed; gap fill recovers it");
             }
         }

@@ -6,7 +6,7 @@ use crate::cluster::IncomingRequest;
 use crate::engine::PartitionStatus;
 use crate::partition::partition_of;
 use crate::query::{QueryReply, SymbolQuery, SymbolView};
-use crate::stats::HotSymbol;
+use crate::stats::{BadInput, HotSymbol};
 use crate::tick::Symbol;
 
 impl Worker {
@@ -38,7 +38,7 @@ impl Worker {
         let reply = match serde_json::from_slice::<SymbolQuery>(&req.payload) {
             Ok(q) => self.answer(&q.symbol),
             Err(e) => {
-                self.metrics.bad_input("invalid_request");
+                self.metrics.bad_input(BadInput::InvalidRequest);
                 tracing::warn!(from = %req.from, error = %e, "undecodable query");
                 return;
             }

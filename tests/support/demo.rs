@@ -148,26 +148,47 @@ impl Demo {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last = Value::Null;
-        loop {
-            match tokio::time::timeout_at(deadline, ws.next()).await {
-                Err(_) => panic!(
-                    "timed out after {timeout:?} waiting for: {what}\nlast frame: {}\ndemo log:\n{}",
-                    summary(&last),
-                    self.stderr()
-                ),
-                Ok(None) => panic!("stream ended waiting for: {what}"),
-                Ok(Some(Err(e))) => panic!("ws error waiting for {what}: {e}"),
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).expect("frames are JSON");
-                    if pred(&v) {
-                        return v;
-                    }
-                    last = v;
+        frame_where(ws, timeout, what, pred, |last| {
+            format!(
+                "last frame: {}\ndemo log:\n{}",
+                summary(last),
+                self.stderr()
+            )
+        })
+        .await
+    }
+}
+
+/// Reads JSON text frames from `ws` until one satisfies `pred`; panics
+/// after `timeout` naming `what`, with `explain(last frame)`.
+pub async fn frame_where<S>(
+    ws: &mut S,
+    timeout: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+    explain: impl FnOnce(&Value) -> String,
+) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = Value::Null;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!(
+                "timed out after {timeout:?} waiting for: {what}\n{}",
+                explain(&last)
+            ),
+            Ok(None) => panic!("stream ended waiting for: {what}"),
+            Ok(Some(Err(e))) => panic!("ws error waiting for {what}: {e}"),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).expect("frames are JSON");
+                if pred(&v) {
+                    return v;
                 }
-                Ok(Some(Ok(_))) => {}
+                last = v;
             }
+            Ok(Some(Ok(_))) => {}
         }
     }
 }

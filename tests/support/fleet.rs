@@ -218,16 +218,25 @@ pub async fn wait_all_owned(
 
 /// A plain HTTP GET: status code and body.
 pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_get_with(addr, path, "")
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// An HTTP GET with extra header lines (each ending in `\r\n`): status
+/// code, response head and body; `None` on any failure or after 5 s.
+pub async fn http_get_with(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;
         let text = String::from_utf8(buf).ok()?;
         let (head, body) = text.split_once("\r\n\r\n")?;
         let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
+        Some((status, head.to_owned(), body.to_owned()))
     };
     tokio::time::timeout(Duration::from_secs(5), fetch)
         .await

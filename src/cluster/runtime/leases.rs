@@ -7,7 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running};
-use crate::cluster::events::{now_ms, ClusterEvent};
+use crate::clock::now_ms;
+use crate::cluster::events::ClusterEvent;
 use crate::cluster::handle::bump;
 use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
 use crate::tick::{Epoch, InstanceId, PartitionId};

@@ -28,15 +28,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::error::ClusterError;
-use super::events::{now_ms, ClusterEvent};
+use super::events::ClusterEvent;
 use super::handle::{bump, Shared};
 use super::lease::LeaseScripts;
 use super::membership::{MemberInfo, Membership, Registration};
 use super::ownership::PartitionOwner;
 use super::subscriber::Internal;
+use crate::clock::now_ms;
+use crate::retry::Backoff;
 use crate::tick::{Epoch, InstanceId, PartitionId};
 
 /// A change of this instance's ownership, for the service that uses the
@@ -158,7 +160,7 @@ struct Running {
     members: Vec<InstanceId>,
     member_info: Vec<MemberInfo>,
     redis_ok: bool,
-    backoff: Duration,
+    backoff: Backoff,
     next_attempt: Instant,
     handover_tx: mpsc::Sender<HandoverDone>,
 }
@@ -196,7 +198,7 @@ impl ClusterRuntime {
             members: Vec::new(),
             member_info: Vec::new(),
             redis_ok: true,
-            backoff: Duration::ZERO,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
             next_attempt: now,
             handover_tx,
         };
@@ -262,19 +264,20 @@ impl Running {
             info!("Redis reachable again");
         }
         self.redis_ok = true;
-        self.backoff = Duration::ZERO;
+        self.backoff.reset();
     }
 
     fn note_error(&mut self, e: &ClusterError) {
-        if self.redis_ok {
+        let retryable = e.is_retryable();
+        if self.redis_ok && retryable {
             warn!(error = %e, held = self.held.len(), "Redis unavailable; retrying with backoff, leases are dropped when their local validity ends");
-            self.backoff = Duration::from_millis(100);
+        } else if self.redis_ok {
+            error!(error = %e, held = self.held.len(), "Redis refused a cluster operation; this does not pass by itself (check the ACL permissions and what else writes the cluster's keys); retrying every 2 s, leases are dropped when their local validity ends");
         } else {
             debug!(error = %e, "Redis still unavailable");
-            self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
         }
         self.redis_ok = false;
-        self.next_attempt = Instant::now() + self.backoff;
+        self.next_attempt = Instant::now() + self.backoff.after_failure(retryable);
     }
 
     /// Publishes the view computed from held leases and the last read.

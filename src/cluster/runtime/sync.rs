@@ -6,9 +6,10 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{announce, timed, Known, Running};
+use crate::clock::now_ms;
 use crate::cluster::assign::{plan, Action, Slot};
 use crate::cluster::config::ensure_config;
-use crate::cluster::events::{now_ms, ClusterEvent};
+use crate::cluster::events::ClusterEvent;
 use crate::cluster::lease::parse_lease_value;
 use crate::cluster::membership::Beat;
 use crate::tick::{InstanceId, PartitionId};
