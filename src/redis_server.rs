@@ -255,8 +255,25 @@ fn find_binary() -> Result<PathBuf, RedisServerError> {
         .ok_or(RedisServerError::NotFound { binary: name })
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, below the kernel's
+/// ephemeral range: a server is often started after other processes have
+/// begun opening connections, and their outgoing sockets take ephemeral
+/// ports, so a port handed out from that range could be taken in the
+/// meantime. Falls back to a port the kernel picks.
 pub fn free_port() -> std::io::Result<u16> {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    const LOWEST: u16 = 10_000;
+    if first_ephemeral > LOWEST + 1_000 {
+        for _ in 0..200 {
+            let port = rand::random_range(LOWEST..first_ephemeral);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -143,21 +143,8 @@ impl Drop for Proc {
     }
 }
 
-/// A free loopback address `127.0.0.1:PORT`.
-/// A free loopback address below the kernel's ephemeral range (which
-/// starts at 32768 by default), for a server started after other processes
-/// have begun opening connections: their outgoing sockets take ephemeral
-/// ports and could take one handed out by [`free_addr`] in the meantime.
-pub(crate) fn free_addr_below_ephemeral() -> Result<String, String> {
-    for _ in 0..200 {
-        let port = rand::random_range(20_000..32_000u16);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(format!("127.0.0.1:{port}"));
-        }
-    }
-    Err("no free port in 20000..32000".into())
-}
-
+/// A free loopback address `127.0.0.1:PORT` (below the ephemeral range:
+/// see [`tickshard::redis_server::free_port`]).
 pub(crate) fn free_addr() -> Result<String, String> {
     tickshard::redis_server::free_port()
         .map(|p| format!("127.0.0.1:{p}"))

@@ -163,8 +163,9 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
 
     // Command lines first: a build that cannot run the scenario is skipped
     // before anything starts.
-    // The feed starts last (see below): a port no outgoing socket takes.
-    let feed_addr = procs::free_addr_below_ephemeral()?;
+    // The feed starts last (see below), on a port below the ephemeral
+    // range, which no outgoing socket takes meanwhile.
+    let feed_addr = procs::free_addr()?;
     let record = dir.join("truth.json");
     let spec = FeedSpec {
         listen: feed_addr.clone(),

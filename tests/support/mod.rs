@@ -8,8 +8,7 @@
 pub mod demo;
 pub mod fleet;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use tickshard::redis_server::{RedisServer, RedisServerOptions};
 
@@ -35,41 +34,7 @@ pub async fn connect(server: &RedisServer) -> redis::aio::MultiplexedConnection 
         .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", server.url(), server.log()))
 }
 
-/// Polls `condition` until it holds, or panics after `timeout` naming `what`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls `probe` until it returns `Some`, or panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use tickshard_testkit::{wait_for, wait_until};
 
 /// Waits until `channel` has at least `n` subscribers (`PUBSUB NUMSUB`).
 pub async fn wait_subscribers(

@@ -1,9 +1,8 @@
 //! Test support for feed-sim: the feed in-process or as the real binary,
-//! a real WebSocket client, and waiting with deadlines.
+//! a real WebSocket client, and reading with deadlines.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -345,25 +344,6 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
-}
-
-/// Polls `condition` until it holds, or panics after `timeout`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The shared real-data directory: `TICKSHARD_DATA_DIR`, else

@@ -1,0 +1,24 @@
+//! Test support shared by the integration tests of tickshard and
+//! feed-sim (and, where it fits, the benches), in the manner of
+//! redis-rs's `redis-test`: things every test binary needs, written once.
+//!
+//! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline
+//!   instead of sleeping, and fail naming what was awaited.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! let mut n = 0;
+//! let got = tickshard_testkit::wait_for(Duration::from_secs(1), "the third poll", || {
+//!     n += 1;
+//!     let seen = n;
+//!     async move { (seen >= 3).then_some(seen) }
+//! })
+//! .await;
+//! assert_eq!(got, 3);
+//! # });
+//! ```
+
+mod wait;
+
+pub use wait::{wait_for, wait_until, POLL_EVERY};
