@@ -54,10 +54,7 @@ async fn bad_count(addr: &str, kind: &str) -> u64 {
     let text = get_text(addr, "/metrics", Duration::from_secs(5))
         .await
         .unwrap();
-    let needle = format!("tickshard_bad_input_total{{kind=\"{kind}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    tickshard_testkit::exposition::counter(&text, "tickshard_bad_input_total", &[("kind", kind)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 
 mod support;
 
+use tickshard_testkit::exposition::counter;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -168,29 +170,25 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
     // The counters show the forwarding and the bad input.
     let (status, metrics) = http_get(&addr1, "/metrics").await.unwrap();
     assert_eq!(status, 200);
-    let value = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(name) && !l.starts_with('#'))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let value = |text: &str, name: &str| counter(text, name, &[]);
     let forwarded = value(&metrics, "tickshard_forwarded_out_total");
     assert!(
         forwarded > 0 && forwarded < all.len() as u64,
         "forwarded {forwarded}\n{metrics}"
     );
     assert!(
-        value(
+        counter(
             &metrics,
-            "tickshard_bad_input_total{kind=\"malformed_json\"}"
+            "tickshard_bad_input_total",
+            &[("kind", "malformed_json")]
         ) >= 1,
         "{metrics}"
     );
     assert!(
-        value(
+        counter(
             &metrics,
-            "tickshard_bad_input_total{kind=\"invalid_message\"}"
+            "tickshard_bad_input_total",
+            &[("kind", "invalid_message")]
         ) >= 4,
         "{metrics}"
     );

@@ -123,20 +123,12 @@ fn spawn_feed_at(args: &[&str]) -> (Proc, ()) {
     )
 }
 
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
-}
-
 async fn total_counter(procs: &[Proc], name: &str) -> u64 {
     let mut sum = 0;
     for p in procs {
         let addr = p.http_addr(Duration::from_secs(5)).await;
         if let Some((_, body)) = support::fleet::http_get(&addr, "/metrics").await {
-            sum += counter(&body, name);
+            sum += tickshard_testkit::exposition::counter(&body, name, &[]);
         }
     }
     sum

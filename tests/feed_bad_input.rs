@@ -7,6 +7,8 @@
 
 mod support;
 
+use tickshard_testkit::exposition::counter;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -29,14 +31,6 @@ fn tick(seq: u64) -> Tick {
         seq,
     )
     .unwrap()
-}
-
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,10 +107,7 @@ async fn garbage_from_the_feed_is_counted_and_costs_nothing_else() {
         ("truncated", 1),
         ("oversized_frame", 1),
     ] {
-        let got = counter(
-            &metrics,
-            &format!("tickshard_bad_input_total{{kind=\"{kind}\"}}"),
-        );
+        let got = counter(&metrics, "tickshard_bad_input_total", &[("kind", kind)]);
         assert!(got >= at_least, "{kind}: {got}\n{metrics}");
     }
     let (status, body) = http_get(&addr, "/api/symbols/GOOD").await.unwrap();

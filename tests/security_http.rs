@@ -123,14 +123,12 @@ async fn with_a_token_every_route_but_healthz_needs_it() {
     let (status, _, metrics) = get(&addr, "/metrics", &bearer).await;
     assert_eq!(status, 200);
     assert!(!metrics.contains(TOKEN));
-    let unauthorized = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tickshard_bad_input_total{kind=\"unauthorized\"} "))
-        .unwrap();
-    assert!(
-        unauthorized.trim().parse::<u64>().unwrap() >= 8,
-        "refusals are counted"
+    let unauthorized = tickshard_testkit::exposition::counter(
+        &metrics,
+        "tickshard_bad_input_total",
+        &[("kind", "unauthorized")],
     );
+    assert!(unauthorized >= 8, "refusals are counted");
     assert_eq!(get(&addr, "/api/ownership", &bearer).await.0, 200);
     assert_eq!(
         get(&addr, &format!("/api/ownership?token={TOKEN}"), "")

@@ -10,207 +10,21 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::chaos::counter;
 use support::fleet::{http_get_with, spawn_feed, spawn_processor};
 use tickshard::stats::{
     metric_names, processor_registry, BadInput, ClusterValues, Metrics, TextFormat,
     LATENCY_BUCKETS_SECONDS,
 };
+use tickshard_testkit::exposition::{counter, parse, parse_value, Exposition};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-#[derive(Debug, Default)]
-struct Exposition {
-    types: BTreeMap<String, String>,
-    samples: Vec<Sample>,
-}
-
-fn is_name(s: &str, allow_colon: bool) -> bool {
-    let mut chars = s.chars();
-    let ok_first = |c: char| c.is_ascii_alphabetic() || c == '_' || (allow_colon && c == ':');
-    matches!(chars.next(), Some(c) if ok_first(c))
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (allow_colon && c == ':'))
-}
-
-fn parse_value(s: &str) -> Result<f64, String> {
-    match s {
-        "NaN" => Ok(f64::NAN),
-        "+Inf" => Ok(f64::INFINITY),
-        "-Inf" => Ok(f64::NEG_INFINITY),
-        _ => s
-            .parse::<f64>()
-            .map_err(|e| format!("bad value {s:?}: {e}")),
-    }
-}
-
-/// Parses `{a="x",b="y"}` (the part after the name); returns the labels and the rest.
-fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = s.strip_prefix('{').ok_or("expected {")?;
-    loop {
-        if let Some(r) = rest.strip_prefix('}') {
-            return Ok((labels, r));
-        }
-        let eq = rest.find('=').ok_or("label without =")?;
-        let name = &rest[..eq];
-        if !is_name(name, false) || name.starts_with("__") {
-            return Err(format!("bad label name {name:?}"));
-        }
-        rest = rest[eq + 1..]
-            .strip_prefix('"')
-            .ok_or("label value not quoted")?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next() {
-                None => return Err("unterminated label value".into()),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    other => return Err(format!("bad escape {other:?}")),
-                },
-                Some((_, c)) => value.push(c),
-            }
-        };
-        if labels.insert(name.to_string(), value).is_some() {
-            return Err(format!("duplicate label {name}"));
-        }
-        rest = &rest[end + 1..];
-        if let Some(r) = rest.strip_prefix(',') {
-            rest = r;
-        } else if !rest.starts_with('}') {
-            return Err("expected , or } after a label".into());
-        }
-    }
-}
-
-fn family_of<'a>(name: &'a str, types: &BTreeMap<String, String>) -> Option<&'a str> {
-    if types.contains_key(name) {
-        return Some(name);
-    }
-    for suffix in ["_sum", "_count", "_bucket"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if matches!(
-                types.get(base).map(String::as_str),
-                Some("summary" | "histogram")
-            ) {
-                return Some(base);
-            }
-        }
-    }
-    None
-}
-
-fn parse(text: &str) -> Result<Exposition, String> {
-    let mut exp = Exposition::default();
-    let mut helps = BTreeSet::new();
-    let mut seen_samples = BTreeSet::new();
-    let mut families_with_samples = BTreeSet::new();
-    if !text.ends_with('\n') {
-        return Err("the exposition must end with a newline".into());
-    }
-    for (n, line) in text.lines().enumerate() {
-        let err = |e: String| format!("line {}: {e}: {line:?}", n + 1);
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(comment) = line.strip_prefix('#') {
-            let mut parts = comment.trim_start().splitn(3, ' ');
-            match parts.next() {
-                Some("HELP") => {
-                    let name = parts
-                        .next()
-                        .ok_or_else(|| err("HELP without name".into()))?;
-                    if !is_name(name, true) || !helps.insert(name.to_string()) {
-                        return Err(err("bad or repeated HELP".into()));
-                    }
-                }
-                Some("TYPE") => {
-                    let name = parts
-                        .next()
-                        .ok_or_else(|| err("TYPE without name".into()))?;
-                    let kind = parts
-                        .next()
-                        .ok_or_else(|| err("TYPE without type".into()))?;
-                    if !["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind) {
-                        return Err(err(format!("unknown type {kind}")));
-                    }
-                    if families_with_samples.contains(name) {
-                        return Err(err("TYPE after samples of the family".into()));
-                    }
-                    if exp
-                        .types
-                        .insert(name.to_string(), kind.to_string())
-                        .is_some()
-                    {
-                        return Err(err("repeated TYPE".into()));
-                    }
-                }
-                _ => {} // other comments are allowed
-            }
-            continue;
-        }
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| err("no value".into()))?;
-        let name = &line[..name_end];
-        if !is_name(name, true) {
-            return Err(err(format!("bad metric name {name:?}")));
-        }
-        let (labels, rest) = if line[name_end..].starts_with('{') {
-            parse_labels(&line[name_end..]).map_err(err)?
-        } else {
-            (BTreeMap::new(), &line[name_end..])
-        };
-        let rest = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| err("expected a space before the value".into()))?;
-        let mut fields = rest.split(' ');
-        let value = parse_value(fields.next().unwrap_or("")).map_err(err)?;
-        if let Some(ts) = fields.next() {
-            ts.parse::<i64>()
-                .map_err(|e| err(format!("bad timestamp: {e}")))?;
-        }
-        if fields.next().is_some() {
-            return Err(err("trailing fields".into()));
-        }
-        let family = family_of(name, &exp.types)
-            .ok_or_else(|| err(format!("sample of {name} without a TYPE")))?;
-        let kind = exp.types[family].clone();
-        if kind == "counter" && value < 0.0 {
-            return Err(err("negative counter".into()));
-        }
-        if kind == "summary" && name == family && !labels.contains_key("quantile") {
-            return Err(err("summary sample without quantile".into()));
-        }
-        families_with_samples.insert(family.to_string());
-        if !seen_samples.insert((name.to_string(), format!("{labels:?}"))) {
-            return Err(err("duplicate sample".into()));
-        }
-        exp.samples.push(Sample {
-            name: name.to_string(),
-            labels,
-            value,
-        });
-    }
-    Ok(exp)
-}
 
 fn busy_metrics() -> Metrics {
     let m = Metrics::new();
@@ -244,16 +58,8 @@ fn render(metrics: Metrics, owned: u32, format: TextFormat) -> String {
 
 /// The value of the sample `name` whose labels include `labels`.
 fn value(exp: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exp.samples
-        .iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
+    exp.value(name, labels)
         .unwrap_or_else(|| panic!("no sample {name} {labels:?}"))
-        .value
 }
 
 /// `le` → cumulative count of the histogram `family`'s `kind` series;
@@ -355,7 +161,7 @@ fn metrics_text_parses_and_has_every_series() {
     assert_eq!(exp.types["tickshard_ticks_in_total"], "counter");
     assert_eq!(exp.types["tickshard_partitions_owned"], "gauge");
     assert!(!text.contains("latency_us") && !text.contains("max_us"));
-    assert_eq!(families(&exp), metric_names().into_iter().collect());
+    assert_eq!(exp.families(), metric_names().into_iter().collect());
     // An empty registry renders valid text too.
     parse(&render(Metrics::new(), 0, TextFormat::Prometheus)).unwrap();
 }
@@ -375,15 +181,6 @@ fn openmetrics_text_has_the_same_samples() {
             .collect()
     };
     assert_eq!(samples(&om), samples(&classic));
-}
-
-/// The family names of an exposition, as PromQL selects them.
-fn families(exp: &Exposition) -> BTreeSet<String> {
-    exp.samples
-        .iter()
-        .filter_map(|s| family_of(&s.name, &exp.types))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Every `tickshard_*` identifier in the expressions of `grafana.json`.
@@ -593,11 +390,11 @@ async fn live_metrics_pass_promtool_and_are_the_registered_families() {
                 let Some((_, _, f)) = http_get_with(&feed_addr, "/metrics", "").await else {
                     return false;
                 };
-                counter(&p, "tickshard_applied_total") > 0
+                counter(&p, "tickshard_applied_total", &[]) > 0
                     && p.contains("tickshard_latency_seconds_count{kind=\"e2e\"} ")
                     && !p.contains("tickshard_latency_seconds_count{kind=\"e2e\"} 0\n")
                     && !p.contains("tickshard_latency_seconds_count{kind=\"flush\"} 0\n")
-                    && counter(&f, "feed_sim_ticks_sent_total") > 0
+                    && counter(&f, "feed_sim_ticks_sent_total", &[]) > 0
             }
         },
     )
@@ -616,8 +413,8 @@ async fn live_metrics_pass_promtool_and_are_the_registered_families() {
 
     // Exactly the families the code registers.
     let exp = parse(&processor).unwrap();
-    assert_eq!(families(&exp), metric_names().into_iter().collect());
-    assert!(counter(&processor, "tickshard_partitions_owned") > 0);
+    assert_eq!(exp.families(), metric_names().into_iter().collect());
+    assert!(counter(&processor, "tickshard_partitions_owned", &[]) > 0);
     // Latency as histograms in seconds, 10 µs .. 10 s.
     assert!(processor_om.contains("# TYPE tickshard_latency_seconds histogram\n"));
     assert!(processor_om.contains("# UNIT tickshard_latency_seconds seconds\n"));

@@ -210,7 +210,7 @@ impl Chaos {
     pub async fn counter_of(&self, m: &Member, name: &str) -> Option<u64> {
         let addr = m.proc.http_addr(Duration::from_secs(5)).await;
         let body = get_text(&addr, "/metrics", Duration::from_millis(500)).await?;
-        Some(counter(&body, name))
+        Some(tickshard_testkit::exposition::counter(&body, name, &[]))
     }
 
     /// SIGKILLs member `i` and waits for it to die.
@@ -324,16 +324,6 @@ pub async fn leases_of(conn: redis::aio::MultiplexedConnection, ns: &str, id: &s
         .filter(|(_, o)| o.as_deref() == Some(id))
         .map(|(p, _)| p as u32)
         .collect()
-}
-
-/// A counter's value in a Prometheus text body (summed over labels).
-pub fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// Resident set size of `pid` in KiB, from `/proc/PID/status`.

@@ -4,6 +4,8 @@
 //!
 //! - [`wait_until`] / [`wait_for`]: poll a condition with a deadline
 //!   instead of sleeping, and fail naming what was awaited.
+//! - [`exposition`]: the one scraper of `/metrics` (a strict parser of the
+//!   Prometheus text format).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -19,6 +21,7 @@
 //! # });
 //! ```
 
+pub mod exposition;
 mod wait;
 
 pub use wait::{wait_for, wait_until, POLL_EVERY};
