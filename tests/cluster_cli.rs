@@ -123,31 +123,18 @@ async fn mismatched_partitions_name_both_values() {
 #[tokio::test]
 async fn a_live_duplicate_id_refuses_to_start() {
     let server = redis();
-    let args: Vec<String> = [
-        "processor",
-        "--redis",
-        &server.url(),
-        "--id",
-        "twin",
-        "--lease-ms",
-        "600",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let url = server.url();
+    let twin = ["--redis", &url, "--id", "twin", "--lease-ms", "600"];
+    let args: Vec<String> = std::iter::once("processor")
+        .chain(twin)
+        .map(str::to_string)
+        .collect();
     let first = Proc::spawn("twin", bin(), &args, &[("RUST_LOG", "info")]);
     wait_until(Duration::from_secs(5), "the first twin joins", || async {
         first.log().contains("joined the cluster")
     })
     .await;
-    let (code, err) = run_processor(&[
-        "--redis",
-        &server.url(),
-        "--id",
-        "twin",
-        "--lease-ms",
-        "600",
-    ]);
+    let (code, err) = run_processor(&twin);
     assert_eq!(code, Some(1), "{err}");
     assert_one_clear_line(&err, "already in use");
     // The first one is unaffected.

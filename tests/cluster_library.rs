@@ -257,18 +257,14 @@ async fn garbage_on_the_inbox_and_events_is_counted_and_ignored() {
         b"{\"kind\":\"lease_acquired\"}",
         &[0xff; 40],
     ] {
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg("lib:inbox:a")
-            .arg(junk)
-            .query_async(&mut con)
-            .await
-            .unwrap();
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg("lib:events")
-            .arg(junk)
-            .query_async(&mut con)
-            .await
-            .unwrap();
+        for channel in ["lib:inbox:a", "lib:events"] {
+            let _: i64 = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(junk)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+        }
     }
     let _: i64 = redis::cmd("PUBLISH")
         .arg("lib:events")

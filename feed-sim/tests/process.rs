@@ -12,6 +12,19 @@ use support::{
 
 const T: Duration = Duration::from_secs(30);
 
+/// The real feed-sim replaying `csv`, recording its ground truth to
+/// `record`, with `extra` options.
+fn replay_csv(csv: &std::path::Path, record: &std::path::Path, extra: &[&str]) -> FeedProcess {
+    let mut args = vec![
+        "--input",
+        csv.to_str().expect("a UTF-8 path"),
+        "--record",
+        record.to_str().expect("a UTF-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    FeedProcess::spawn(&args)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_real_es_trades_records_the_independent_totals() {
     let csv = data_file("es_trades_2013-09-01.csv");
@@ -26,14 +39,7 @@ async fn replaying_the_real_es_trades_records_the_independent_totals() {
     }
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("truth.json");
-    let feed = FeedProcess::spawn(&[
-        "--input",
-        csv.to_str().unwrap(),
-        "--record",
-        record.to_str().unwrap(),
-        "--batch",
-        "1000",
-    ]);
+    let feed = replay_csv(&csv, &record, &["--batch", "1000"]);
     let mut client = Client::connect(feed.addr, "p1", "binary").await;
     let mut got = Collector::new();
     got.read_until(&mut client, count as usize, T).await;
@@ -85,12 +91,7 @@ async fn malformed_rows_are_skipped_counted_and_located() {
     }
     drop(f);
     let record = dir.path().join("truth.json");
-    let feed = FeedProcess::spawn(&[
-        "--input",
-        csv.to_str().unwrap(),
-        "--record",
-        record.to_str().unwrap(),
-    ]);
+    let feed = replay_csv(&csv, &record, &[]);
     let mut client = Client::connect(feed.addr, "p1", "json").await;
     let mut got = Collector::new();
     got.read_until(&mut client, 3, T).await;

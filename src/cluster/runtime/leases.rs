@@ -8,6 +8,7 @@ use tracing::{debug, info, warn};
 
 use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running};
 use crate::clock::now_ms;
+use crate::cluster::error::ClusterError;
 use crate::cluster::events::ClusterEvent;
 use crate::cluster::handle::bump;
 use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
@@ -168,15 +169,14 @@ impl Running {
         self.release(&[(done.partition, done.epoch)]).await;
     }
 
-    /// Releases (compare-and-delete) and announces; the partitions are no
-    /// longer held afterwards whatever Redis answered.
-    pub(super) async fn release(&mut self, list: &[(PartitionId, Epoch)]) {
-        if list.is_empty() {
-            return;
-        }
-        let t = self.shared.timings;
-        let r = timed(
-            t.op_timeout,
+    /// Compare-and-deletes our leases of `list` (within the operation
+    /// timeout): per partition, whether it was still ours.
+    pub(super) async fn delete_leases(
+        &mut self,
+        list: &[(PartitionId, Epoch)],
+    ) -> Result<Vec<bool>, ClusterError> {
+        timed(
+            self.shared.timings.op_timeout,
             "lease release",
             self.scripts.release(
                 &mut self.con,
@@ -185,7 +185,16 @@ impl Running {
                 list,
             ),
         )
-        .await;
+        .await
+    }
+
+    /// Releases (compare-and-delete) and announces; the partitions are no
+    /// longer held afterwards whatever Redis answered.
+    pub(super) async fn release(&mut self, list: &[(PartitionId, Epoch)]) {
+        if list.is_empty() {
+            return;
+        }
+        let r = self.delete_leases(list).await;
         let now = Instant::now();
         let mut events = Vec::new();
         match r {

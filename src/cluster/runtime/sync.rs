@@ -129,18 +129,7 @@ impl Running {
                 .await;
         }
         if !stale_own.is_empty() {
-            let r = timed(
-                t.op_timeout,
-                "lease release",
-                self.scripts.release(
-                    &mut self.con,
-                    &self.shared.keys,
-                    &self.shared.instance,
-                    &stale_own,
-                ),
-            )
-            .await;
-            if let Ok(oks) = r {
+            if let Ok(oks) = self.delete_leases(&stale_own).await {
                 for ((p, e), ok) in stale_own.iter().zip(oks) {
                     if ok {
                         debug!(partition = %p, epoch = %e, "deleted a lapsed lease of ours");
