@@ -70,6 +70,14 @@ impl Keys {
         format!("{}:lease:{}", self.ns, p)
     }
 
+    /// Every lease key `{ns}:lease:0` .. `{ns}:lease:{partitions - 1}`,
+    /// for one `MGET` of the whole ownership.
+    pub fn all_leases(&self, partitions: u32) -> Vec<String> {
+        (0..partitions)
+            .map(|p| self.lease(PartitionId(p)))
+            .collect()
+    }
+
     /// Prefix of all lease keys (`{ns}:lease:`), for scans.
     pub fn lease_prefix(&self) -> String {
         format!("{}:lease:", self.ns)

@@ -12,6 +12,8 @@
 //!   `PartitionId`, `Epoch`, `InstanceId`.
 //! - [`totals`]: exact per-symbol aggregates (count, volume, VWAP), shared
 //!   by the feed's ground truth and the engine.
+//! - [`truth`]: the ground-truth record file (`feed-sim --record`) and the
+//!   exact check of stored state against it.
 //! - [`codec`]: the JSON feed messages and the binary batch encoding.
 //! - [`partition`]: the stable `symbol → partition` function.
 //! - [`keys`]: every Redis key and channel name.
@@ -25,6 +27,7 @@
 //! - [`clock`]: the wall clock as milliseconds or nanoseconds since the
 //!   Unix epoch.
 //! - [`config`]: command-line options of the subcommands.
+//! - [`counter`]: the one cumulative counter type.
 //! - [`redis_conn`]: every Redis client is built here (credentials, TLS
 //!   with a private CA, passwords kept out of logs and errors).
 //! - [`shutdown`]: Ctrl-C / SIGTERM → cancellation token.
@@ -53,6 +56,7 @@ pub mod clock;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod counter;
 pub mod dashboard;
 pub mod demo;
 pub mod engine;
@@ -73,4 +77,5 @@ pub mod stats;
 pub mod store;
 pub mod tick;
 pub mod totals;
+pub mod truth;
 pub mod worker;

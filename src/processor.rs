@@ -167,7 +167,12 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     let app = http::auth::require_token(
         app,
         args.auth.auth_token.clone(),
-        Arc::new(move || rejected.bad_input(BadInput::Unauthorized)),
+        Arc::new(move || {
+            rejected.bad_input(
+                BadInput::Unauthorized,
+                &"HTTP request without the right bearer token",
+            )
+        }),
     );
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(http::serve(listener, app, http_stop.clone()));

@@ -10,19 +10,23 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use redis::AsyncCommands;
-use support::fleet::{http_get, processor_args, tickshard_bin, wait_all_owned};
-use support::procs::{get_text, Proc};
+use support::fleet::{
+    assert_exact, http_get, spawn_tickshard, tickshard_bin, wait_all_owned, ProcessorArgs,
+};
+use support::procs::get_text;
 use support::wait_until;
 use tickshard::cluster::messaging::{Envelope, MessageKind};
 use tickshard::codec::FeedMessage;
+use tickshard::keys::Keys;
 use tickshard::tick::{Price, Tick};
-use tickshard::totals::SymbolTotals;
+use tickshard::truth::GroundTruth;
+use tickshard_testkit::exposition::counter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -61,19 +65,12 @@ async fn bad_count(addr: &str, kind: &str) -> u64 {
 async fn every_bad_input_is_answered_counted_and_harmless() {
     let redis = support::redis();
     let mut conn = support::connect(&redis).await;
-    let mut args = processor_args(&redis.url(), None, "p1", NS, 1000);
-    args.extend([
-        "--partitions".into(),
-        P.to_string(),
-        "--ingest-max-bytes".into(),
-        "65536".into(),
-    ]);
-    let p1 = Proc::spawn(
-        "p1",
-        tickshard_bin().to_str().unwrap(),
-        &args,
-        &[("RUST_LOG", "info")],
-    );
+    let args = ProcessorArgs::new(&redis.url(), "p1")
+        .cluster(NS)
+        .lease_ms(1000)
+        .opt("--partitions", &P.to_string())
+        .opt("--ingest-max-bytes", "65536");
+    let p1 = spawn_tickshard("p1", args, &[]);
     wait_all_owned(&mut conn, NS, P, Duration::from_secs(15)).await;
     let addr = p1.http_addr(Duration::from_secs(10)).await;
 
@@ -207,22 +204,18 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
     // Strangers publish on the cluster's channels.
     let mut pubc = support::connect(&redis).await;
     let foreign_before = bad_count(&addr, "foreign_message").await;
+    let keys = Keys::new(NS);
+    let inbox = keys.inbox(&"p1".parse().unwrap());
     for (channel, payload) in [
-        (format!("{NS}:inbox:p1"), b"garbage".to_vec()),
-        (format!("{NS}:inbox:p1"), b"TS\x01\x09".to_vec()),
+        (inbox.clone(), b"garbage".to_vec()),
+        (inbox.clone(), b"TS\x01\x09".to_vec()),
+        (keys.events(), b"{\"kind\":\"lease_acquired\"}".to_vec()),
+        (keys.events(), b"\xff\xfe not json".to_vec()),
         (
-            format!("{NS}:events"),
-            b"{\"kind\":\"lease_acquired\"}".to_vec(),
-        ),
-        (format!("{NS}:events"), b"\xff\xfe not json".to_vec()),
-        (
-            format!("{NS}:events"),
+            keys.events(),
             br#"{"kind":"member_left","ts_ms":1,"instance":"p1"}"#.to_vec(),
         ),
-        (
-            format!("{NS}:stats"),
-            b"{\"type\":\"stats\",\"instance\":".to_vec(),
-        ),
+        (keys.stats(), b"{\"type\":\"stats\",\"instance\":".to_vec()),
     ] {
         let _: i64 = pubc.publish(channel, payload).await.unwrap();
     }
@@ -236,7 +229,7 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
         payload: bytes::Bytes::from_static(b"not a batch"),
     };
     let _: i64 = pubc
-        .publish(format!("{NS}:inbox:p1"), forged.encode().to_vec())
+        .publish(&inbox, forged.encode().to_vec())
         .await
         .unwrap();
     wait_until(Duration::from_secs(5), "forged inbox batch counted", || {
@@ -255,12 +248,7 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
                 let Some((_, text)) = support::fleet::http_get(&addr, "/metrics").await else {
                     return false;
                 };
-                let value = |name: &str| -> u64 {
-                    text.lines()
-                        .find(|l| l.starts_with(name))
-                        .and_then(|l| l.split_whitespace().last()?.parse().ok())
-                        .unwrap_or(0)
-                };
+                let value = |name: &str| counter(&text, name, &[]);
                 value("tickshard_cluster_bad_inbox_messages_total") >= 2
                     && value("tickshard_cluster_bad_events_total") >= 2
             }
@@ -296,36 +284,9 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
     ))
     .await
     .unwrap();
-    let mut truth: BTreeMap<String, SymbolTotals> = BTreeMap::new();
-    for t in first.iter().chain(&second) {
-        truth.entry(t.symbol.to_string()).or_default().apply(t);
-    }
-    wait_until(
-        Duration::from_secs(15),
-        "stored state equals the good ticks",
-        || {
-            let mut c = conn.clone();
-            let truth = truth.clone();
-            async move {
-                for (sym, t) in &truth {
-                    let h: HashMap<String, String> = c
-                        .hgetall(format!("{NS}:sym:{sym}"))
-                        .await
-                        .unwrap_or_default();
-                    if h.get("count") != Some(&t.count.to_string())
-                        || h.get("volume") != Some(&t.volume.to_string())
-                        || h.get("last_seq") != Some(&t.last_seq.to_string())
-                        || h.get("vwap_px") != t.vwap().map(|p| p.to_string()).as_ref()
-                    {
-                        return false;
-                    }
-                }
-                true
-            }
-        },
-    )
-    .await;
-    for (sym, t) in &truth {
+    let truth = GroundTruth::of(first.iter().chain(&second)).record();
+    assert_exact(&mut conn, NS, &truth, Duration::from_secs(15), &[&p1]).await;
+    for (sym, t) in &truth.symbols {
         let (status, body) = http_get(&addr, &format!("/api/symbols/{sym}"))
             .await
             .unwrap();
@@ -392,14 +353,12 @@ async fn a_replay_flood_on_the_feed_does_not_starve_the_others() {
         "--record",
         record.to_str().unwrap(),
     ]);
-    let mut args = processor_args(&redis.url(), Some(&url), "pf", "flood", 1000);
-    args.extend(["--partitions".into(), P.to_string()]);
-    let p = Proc::spawn(
-        "pf",
-        tickshard_bin().to_str().unwrap(),
-        &args,
-        &[("RUST_LOG", "info")],
-    );
+    let args = ProcessorArgs::new(&redis.url(), "pf")
+        .cluster("flood")
+        .lease_ms(1000)
+        .feed(&url)
+        .opt("--partitions", &P.to_string());
+    let p = spawn_tickshard("pf", args, &[]);
     let (ws, _) = support::wait_for(Duration::from_secs(10), "feed listening", || {
         let url = url.clone();
         async move { tokio_tungstenite::connect_async(url).await.ok() }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::chaos::{feed_args, leases_of, Chaos, Via};
 use support::RedisServerOptions;
+use tickshard::keys::Keys;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_cut_off_from_redis_is_fenced_and_results_stay_exact() {
@@ -156,7 +157,9 @@ async fn redis_restarted_with_aof_mid_stream_loses_nothing() {
     // The stats connections recovered too: every instance publishes again.
     let client = redis::Client::open(c.redis.url()).unwrap();
     let mut ps = client.get_async_pubsub().await.unwrap();
-    ps.subscribe(format!("{}:stats", c.ns)).await.unwrap();
+    ps.subscribe(Keys::new(c.ns.as_str()).stats())
+        .await
+        .unwrap();
     let mut stream = ps.on_message();
     let mut seen = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use support::procs::Proc;
 use support::{connect, redis, wait_until};
+use tickshard::keys::{Keys, DEFAULT_NAMESPACE};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tickshard")
@@ -109,7 +110,7 @@ async fn mismatched_partitions_name_both_values() {
     let server = redis();
     let mut con = connect(&server).await;
     let _: () = redis::cmd("HSET")
-        .arg("tickshard:config")
+        .arg(Keys::new(DEFAULT_NAMESPACE).config())
         .arg(&["partitions", "64", "lease_ms", "2000", "schema", "1"])
         .query_async(&mut con)
         .await

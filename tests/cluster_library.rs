@@ -21,6 +21,11 @@ use tickshard::tick::{Epoch, InstanceId, PartitionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// The keys of the test cluster's namespace.
+fn lib() -> Keys {
+    Keys::new("lib")
+}
+
 const P: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +46,7 @@ struct Node {
 fn options(server: &RedisServer, id: &str, lease_ms: u64) -> ClusterOptions {
     ClusterOptions {
         redis: server.url().into(),
-        keys: Keys::new("lib"),
+        keys: lib(),
         instance: id.parse().unwrap(),
         partitions: NonZeroU32::new(P).unwrap(),
         lease: Duration::from_millis(lease_ms),
@@ -180,21 +185,14 @@ async fn two_instances_split_partitions_and_talk() {
         .unwrap();
     assert_eq!(&r[..], b"echo:hi");
     let ghost: InstanceId = "ghost".parse().unwrap();
-    let e = a
-        .handle
-        .request(&ghost, Bytes::new(), Duration::from_secs(1))
-        .await
-        .unwrap_err();
+    let ask_ghost = |timeout| a.handle.request(&ghost, Bytes::new(), timeout);
+    let e = ask_ghost(Duration::from_secs(1)).await.unwrap_err();
     assert!(matches!(e, RequestError::Unreachable { .. }), "{e}");
     // A listener that never answers: a raw subscriber on ghost's inbox.
     let client = redis::Client::open(server.url()).unwrap();
     let mut silent = client.get_async_pubsub().await.unwrap();
-    silent.subscribe("lib:inbox:ghost").await.unwrap();
-    let e = a
-        .handle
-        .request(&ghost, Bytes::new(), Duration::from_millis(200))
-        .await
-        .unwrap_err();
+    silent.subscribe(lib().inbox(&ghost)).await.unwrap();
+    let e = ask_ghost(Duration::from_millis(200)).await.unwrap_err();
     assert!(matches!(e, RequestError::Timeout { .. }), "{e}");
 
     // Events arrive as typed values.
@@ -232,7 +230,7 @@ async fn two_instances_split_partitions_and_talk() {
     a.run.await.unwrap().unwrap();
     let mut con = connect(&server).await;
     let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg("lib:members")
+        .arg(lib().members())
         .arg(0)
         .arg(-1)
         .query_async(&mut con)
@@ -257,7 +255,7 @@ async fn garbage_on_the_inbox_and_events_is_counted_and_ignored() {
         b"{\"kind\":\"lease_acquired\"}",
         &[0xff; 40],
     ] {
-        for channel in ["lib:inbox:a", "lib:events"] {
+        for channel in [lib().inbox(&"a".parse().unwrap()), lib().events()] {
             let _: i64 = redis::cmd("PUBLISH")
                 .arg(channel)
                 .arg(junk)
@@ -267,7 +265,7 @@ async fn garbage_on_the_inbox_and_events_is_counted_and_ignored() {
         }
     }
     let _: i64 = redis::cmd("PUBLISH")
-        .arg("lib:events")
+        .arg(lib().events())
         .arg(r#"{"kind":"party","ts_ms":1}"#)
         .query_async(&mut con)
         .await
@@ -383,14 +381,14 @@ async fn losing_redis_drops_leases_locally_and_rejoins_after_a_restart() {
                 return false;
             };
             let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg("lib:members")
+                .arg(lib().members())
                 .arg(0)
                 .arg(-1)
                 .query_async(&mut con)
                 .await
                 .unwrap_or_default();
             let config: Option<String> = redis::cmd("HGET")
-                .arg("lib:config")
+                .arg(lib().config())
                 .arg("partitions")
                 .query_async(&mut con)
                 .await

@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::fleet::{spawn_tickshard, ProcessorArgs};
 use support::procs::{get_json, get_text, Proc};
 use support::{connect, redis, wait_for, RedisServer};
+use tickshard::keys::{Keys, DEFAULT_NAMESPACE};
 use tokio_util::sync::CancellationToken;
 
 const P: usize = 64;
@@ -19,29 +21,14 @@ const P: usize = 64;
 type Owners = Vec<Option<(String, u64)>>;
 
 fn processor(server: &RedisServer, id: &str, extra: &[&str]) -> Proc {
-    let mut args: Vec<String> = [
-        "processor",
-        "--redis",
-        &server.url(),
-        "--id",
-        id,
-        "--partitions",
-        "64",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Proc::spawn(
-        id,
-        env!("CARGO_BIN_EXE_tickshard"),
-        &args,
-        &[("RUST_LOG", "info")],
-    )
+    let args = ProcessorArgs::new(&server.url(), id)
+        .opt("--partitions", &P.to_string())
+        .raw(extra);
+    spawn_tickshard(id, args, &[])
 }
 
 async fn owners(con: &mut redis::aio::MultiplexedConnection) -> Owners {
-    let keys: Vec<String> = (0..P).map(|p| format!("tickshard:lease:{p}")).collect();
+    let keys = Keys::new(DEFAULT_NAMESPACE).all_leases(P as u32);
     let vals: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&keys)
         .query_async(con)

@@ -8,16 +8,16 @@ mod support;
 
 use tickshard_testkit::exposition::counter;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use redis::AsyncCommands;
-use support::fleet::{http_get, spawn_processor, wait_all_owned};
+use support::fleet::{assert_exact, http_get, spawn_processor, wait_all_owned};
 use support::wait_until;
 use tickshard::codec::FeedMessage;
+use tickshard::keys::Keys;
 use tickshard::tick::Tick;
-use tickshard::totals::SymbolTotals;
+use tickshard::truth::GroundTruth;
 use tokio_tungstenite::tungstenite::Message;
 
 const NS: &str = "ing";
@@ -58,7 +58,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
         || {
             let mut c = conn.clone();
             async move {
-                let keys: Vec<String> = (0..64).map(|p| format!("{NS}:lease:{p}")).collect();
+                let keys = Keys::new(NS).all_leases(64);
                 let owners: Vec<Option<String>> = redis::cmd("MGET")
                     .arg(&keys)
                     .query_async(&mut c)
@@ -81,10 +81,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
         .await
         .unwrap();
     let all = ticks(40, 50);
-    let mut truth: BTreeMap<String, SymbolTotals> = BTreeMap::new();
-    for t in &all {
-        truth.entry(t.symbol.to_string()).or_default().apply(t);
-    }
+    let truth = GroundTruth::of(&all).record();
     for chunk in all.chunks(97) {
         let msg = FeedMessage::Batch {
             ticks: chunk.to_vec(),
@@ -116,32 +113,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
         .unwrap();
     assert!(reply.into_text().unwrap().contains("truncated"));
 
-    wait_until(
-        Duration::from_secs(20),
-        "stored state equals the pushed ticks",
-        || {
-            let mut c = conn.clone();
-            let truth = truth.clone();
-            async move {
-                for (sym, t) in &truth {
-                    let h: std::collections::HashMap<String, String> = c
-                        .hgetall(format!("{NS}:sym:{sym}"))
-                        .await
-                        .unwrap_or_default();
-                    let ok = h.get("count") == Some(&t.count.to_string())
-                        && h.get("volume") == Some(&t.volume.to_string())
-                        && h.get("last_seq") == Some(&t.last_seq.to_string())
-                        && h.get("last_px") == Some(&t.last_px.to_string())
-                        && h.get("vwap_px") == t.vwap().map(|p| p.to_string()).as_ref();
-                    if !ok {
-                        return false;
-                    }
-                }
-                true
-            }
-        },
-    )
-    .await;
+    assert_exact(&mut conn, NS, &truth, Duration::from_secs(20), &[&p1, &p2]).await;
 
     // Sending the same ticks again changes nothing: duplicates are dropped.
     let msg = FeedMessage::Batch {
@@ -151,7 +123,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
 
     // Every instance answers for every symbol with the owner's state.
     for sym in ["S0", "S7", "S39"] {
-        let want = &truth[sym];
+        let want = &truth.symbols[sym];
         for addr in [&addr1, &addr2] {
             let (status, body) = http_get(addr, &format!("/api/symbols/{sym}"))
                 .await
@@ -159,7 +131,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
             assert_eq!(status, 200, "{addr} {sym}: {body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(v["count"], want.count, "{body}");
-            assert_eq!(v["last_px"], want.last_px.to_string());
+            assert_eq!(v["last_px"], want.last_px);
         }
     }
     let (status, body) = http_get(&addr2, "/api/symbols/NEVER").await.unwrap();
@@ -208,6 +180,9 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
         }
     })
     .await;
-    let count: String = conn.hget(format!("{NS}:sym:S0"), "count").await.unwrap();
-    assert_eq!(count, truth["S0"].count.to_string());
+    let count: String = conn
+        .hget(Keys::new(NS).sym(&"S0".parse().unwrap()), "count")
+        .await
+        .unwrap();
+    assert_eq!(count, truth.symbols["S0"].count.to_string());
 }

@@ -9,9 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use nix::sys::signal::Signal;
 use support::fleet::{
-    assert_exact, processor_args, read_truth, spawn_processor, tickshard_bin, wait_all_owned,
+    assert_exact, read_truth, spawn_feed_with, spawn_processor, spawn_tickshard, wait_all_owned,
+    FeedArgs, ProcessorArgs,
 };
 use support::procs::Proc;
 
@@ -47,29 +47,29 @@ impl Run {
         let mut conn = support::connect(&redis).await;
         let dir = tempfile::tempdir().unwrap();
         let truth_path = dir.path().join("truth.json");
-        let mut args: Vec<&str> = feed_args.to_vec();
-        let record = truth_path.to_str().unwrap().to_owned();
         let url = redis.url();
-        args.extend(["--record", &record, "--redis", &url, "--cluster", ns]);
         // Processors first, so the feed's first batches find a settled cluster.
         let port = tickshard::redis_server::free_port().unwrap();
         let feed_url = format!("ws://127.0.0.1:{port}");
-        let mut env = env.to_vec();
-        env.push(("RUST_LOG", "info"));
         let procs: Vec<Proc> = (1..=n)
             .map(|i| {
                 let id = format!("p{i}");
-                let args = processor_args(&url, Some(&feed_url), &id, ns, 2000);
-                Proc::spawn(&id, tickshard_bin().to_str().unwrap(), &args, &env)
+                let args = ProcessorArgs::new(&url, &id)
+                    .cluster(ns)
+                    .lease_ms(2000)
+                    .feed(&feed_url);
+                spawn_tickshard(&id, args, env)
             })
             .collect();
         wait_all_owned(&mut conn, ns, 64, Duration::from_secs(10)).await;
         wait_balanced(&conn, ns, n).await;
         before_feed(&redis);
-        let listen = format!("127.0.0.1:{port}");
-        let mut all = vec!["--listen", &listen];
-        all.extend(args);
-        let (feed, _) = spawn_feed_at(&all);
+        let feed = spawn_feed_with(
+            FeedArgs::new(&format!("127.0.0.1:{port}"))
+                .raw(feed_args)
+                .record(&truth_path)
+                .owner_aware(&url, ns),
+        );
         Run {
             redis,
             conn,
@@ -107,20 +107,6 @@ async fn wait_balanced(conn: &redis::aio::MultiplexedConnection, ns: &str, n: us
         }
     })
     .await;
-}
-
-fn spawn_feed_at(args: &[&str]) -> (Proc, ()) {
-    let bin = support::fleet::feed_sim_bin();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    (
-        Proc::spawn(
-            "feed-sim",
-            bin.to_str().unwrap(),
-            &args,
-            &[("RUST_LOG", "info")],
-        ),
-        (),
-    )
 }
 
 async fn total_counter(procs: &[Proc], name: &str) -> u64 {
@@ -399,7 +385,7 @@ async fn a_paused_owner_is_fenced_and_results_stay_exact() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await; // mid-stream (not a synchronisation)
-    run.procs[2].signal(&format!("{:?}", Signal::SIGSTOP)[3..]);
+    run.procs[2].stop();
     tokio::time::sleep(Duration::from_millis(6500)).await; // 3x the lease TTL: the pause under test
     run.procs[2].cont();
     assert_eq!(run.assert_exact().await, 500_000);

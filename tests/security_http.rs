@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use support::fleet::{processor_args, tickshard_bin};
+use support::fleet::{spawn_tickshard, tickshard_bin, ProcessorArgs};
 use support::procs::Proc;
 use support::wait_for;
 
@@ -72,15 +72,12 @@ async fn non_loopback_needs_a_token_or_insecure() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("[default: 127.0.0.1:8080]"));
 
     // --insecure allows it.
-    let mut args = processor_args(&url, None, "ins", "ins", 1000);
-    args.retain(|a| a != "127.0.0.1:0" && a != "--http");
-    args.extend(["--http".into(), "0.0.0.0:0".into(), "--insecure".into()]);
-    let p = Proc::spawn(
-        "ins",
-        tickshard_bin().to_str().unwrap(),
-        &args,
-        &[("RUST_LOG", "info")],
-    );
+    let args = ProcessorArgs::new(&url, "ins")
+        .cluster("ins")
+        .lease_ms(1000)
+        .http("0.0.0.0:0")
+        .raw(["--insecure"]);
+    let p = spawn_tickshard("ins", args, &[]);
     let addr = p.http_addr(Duration::from_secs(10)).await;
     let port = addr.rsplit(':').next().unwrap();
     let (status, _, _) = get(&format!("127.0.0.1:{port}"), "/metrics", "").await;
@@ -90,15 +87,11 @@ async fn non_loopback_needs_a_token_or_insecure() {
 #[tokio::test]
 async fn with_a_token_every_route_but_healthz_needs_it() {
     let redis = support::redis();
-    let mut args = processor_args(&redis.url(), None, "tk", "tk", 1000);
-    args.retain(|a| a != "127.0.0.1:0" && a != "--http");
-    args.extend(["--http".into(), "0.0.0.0:0".into()]);
-    let p = Proc::spawn(
-        "tk",
-        tickshard_bin().to_str().unwrap(),
-        &args,
-        &[("RUST_LOG", "info"), ("TICKSHARD_AUTH_TOKEN", TOKEN)],
-    );
+    let args = ProcessorArgs::new(&redis.url(), "tk")
+        .cluster("tk")
+        .lease_ms(1000)
+        .http("0.0.0.0:0");
+    let p = spawn_tickshard("tk", args, &[("TICKSHARD_AUTH_TOKEN", TOKEN)]);
     let addr = p.http_addr(Duration::from_secs(10)).await;
     let addr = format!("127.0.0.1:{}", addr.rsplit(':').next().unwrap());
     assert_eq!(get(&addr, "/healthz", "").await.0, 200);

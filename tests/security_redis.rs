@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fleet::{processor_args, tickshard_bin};
+use support::fleet::{spawn_tickshard, tickshard_bin, ProcessorArgs};
 use support::procs::{get_text, Proc};
 use support::{redis, wait_for, wait_until, RedisServer};
+use tickshard::keys::Keys;
 
 const PASSWORD: &str = "pw-Requirepass-7f3a91";
 const ACL_PASSWORD: &str = "pw-AclUser-c41d88";
@@ -82,7 +83,7 @@ async fn secured_redis() -> (RedisServer, redis::aio::MultiplexedConnection) {
 }
 
 async fn owned_by(conn: &mut redis::aio::MultiplexedConnection, ns: &str) -> Vec<String> {
-    let keys: Vec<String> = (0..P).map(|p| format!("{ns}:lease:{p}")).collect();
+    let keys = Keys::new(ns).all_leases(P);
     let v: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&keys)
         .query_async(conn)
@@ -92,12 +93,14 @@ async fn owned_by(conn: &mut redis::aio::MultiplexedConnection, ns: &str) -> Vec
 }
 
 fn spawn(name: &str, url: &str, ns: &str, extra: &[&str], envs: &[(&str, &str)]) -> Proc {
-    let mut args = processor_args(url, None, name, ns, 1000);
-    args.extend(["--partitions".into(), P.to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let args = ProcessorArgs::new(url, name)
+        .cluster(ns)
+        .lease_ms(1000)
+        .opt("--partitions", &P.to_string())
+        .raw(extra);
     let mut envs = envs.to_vec();
     envs.push(("RUST_LOG", "debug"));
-    Proc::spawn(name, tickshard_bin().to_str().unwrap(), &args, &envs)
+    spawn_tickshard(name, args, &envs)
 }
 
 #[tokio::test]
@@ -166,7 +169,7 @@ async fn right_credentials_work_end_to_end_and_stay_secret() {
     }
     for id in ["a", "b"] {
         let member: Vec<String> = redis::cmd("HGETALL")
-            .arg(format!("{ns}:member:{id}"))
+            .arg(Keys::new(ns).member(&id.parse().unwrap()))
             .query_async(&mut conn)
             .await
             .unwrap();

@@ -32,7 +32,7 @@ fn busy_metrics() -> Metrics {
     m.counters.applied.add(600);
     m.counters.forwarded_out.add(400);
     m.counters.leases_acquired.add(22);
-    m.bad_input(BadInput::MalformedJson);
+    m.bad_input(BadInput::MalformedJson, &"not json");
     for v in 1..=1000 {
         m.e2e_us.record_us(v);
     }

@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use tickshard::engine::{Engine, EngineConfig, GapPolicy, PartitionFlush};
 use tickshard::keys::Keys;
 use tickshard::store::{FlushOutcome, Store};
-use tickshard::tick::{Epoch, InstanceId, PartitionId, Tick};
+use tickshard::tick::{Epoch, InstanceId, PartitionId, Symbol, Tick};
 
 const P: PartitionId = PartitionId(5);
 
@@ -48,17 +48,26 @@ fn flush_after(ticks: &[Tick], epoch: Epoch) -> PartitionFlush {
     e.take_flush().pop().unwrap()
 }
 
+/// The keys of the test's namespace `t`.
+fn keys() -> Keys {
+    Keys::new("t")
+}
+
+fn aapl() -> Symbol {
+    "AAPL".parse().unwrap()
+}
+
 async fn store_for(server: &support::RedisServer, id: &str) -> Store {
     let client = redis::Client::open(server.url()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
-    Store::new(conn, Keys::new("t"), id.parse::<InstanceId>().unwrap())
+    Store::new(conn, keys(), id.parse::<InstanceId>().unwrap())
 }
 
 #[tokio::test]
 async fn flush_writes_the_contract_fields_and_loads_back() {
     let server = support::redis();
     let mut conn = support::connect(&server).await;
-    let _: () = conn.set("t:lease:5", "p1:3").await.unwrap();
+    let _: () = conn.set(keys().lease(P), "p1:3").await.unwrap();
     let store = store_for(&server, "p1").await;
     let ticks = [
         tick("AAPL", 1, "187.25", 0),
@@ -69,7 +78,8 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     let flush = flush_after(&ticks, Epoch(3));
     assert_eq!(store.flush(&flush).await.unwrap(), FlushOutcome::Written(2));
 
-    let h: std::collections::HashMap<String, String> = conn.hgetall("t:sym:AAPL").await.unwrap();
+    let h: std::collections::HashMap<String, String> =
+        conn.hgetall(keys().sym(&aapl())).await.unwrap();
     assert_eq!(h["count"], "3");
     assert_eq!(h["volume"], "60");
     assert_eq!(h["last_seq"], "3");
@@ -81,17 +91,19 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     assert_eq!(h["fence"], "3");
     assert_eq!(h["partition"], "5");
     assert!(h["updated_ns"].parse::<u64>().unwrap() > 0);
-    let members: Vec<String> = conn.smembers("t:psyms:5").await.unwrap();
+    let members: Vec<String> = conn.smembers(keys().psyms(P)).await.unwrap();
     assert_eq!(members.len(), 2);
     // The bar of second 0 completed when the tick of second 2 arrived.
-    let bars: redis::streams::StreamRangeReply = conn.xrange_all("t:bars:AAPL").await.unwrap();
+    let bars: redis::streams::StreamRangeReply =
+        conn.xrange_all(keys().bars(&aapl())).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
     assert_eq!(bars.ids[0].id, "0-1");
 
     // Sending the same bar again does not append it twice.
     let again = flush_after(&ticks, Epoch(3));
     assert_eq!(store.flush(&again).await.unwrap(), FlushOutcome::Written(2));
-    let bars: redis::streams::StreamRangeReply = conn.xrange_all("t:bars:AAPL").await.unwrap();
+    let bars: redis::streams::StreamRangeReply =
+        conn.xrange_all(keys().bars(&aapl())).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
 
     let loaded = store.load(P).await.unwrap();
@@ -120,7 +132,7 @@ async fn a_stale_owner_cannot_write() {
     let new = store_for(&server, "p2").await;
 
     // p2 took the partition at epoch 4 and wrote its state.
-    let _: () = conn.set("t:lease:5", "p2:4").await.unwrap();
+    let _: () = conn.set(keys().lease(P), "p2:4").await.unwrap();
     let fresh = flush_after(
         &[tick("AAPL", 1, "1", 0), tick("AAPL", 2, "1", 0)],
         Epoch(4),
@@ -132,14 +144,14 @@ async fn a_stale_owner_cannot_write() {
     assert_eq!(old.flush(&stale).await.unwrap(), FlushOutcome::LeaseLost);
 
     // Even a lease that says p1:3 (forged) cannot beat the stored fence 4.
-    let _: () = conn.set("t:lease:5", "p1:3").await.unwrap();
+    let _: () = conn.set(keys().lease(P), "p1:3").await.unwrap();
     assert_eq!(old.flush(&stale).await.unwrap(), FlushOutcome::FenceNewer);
 
-    let count: String = conn.hget("t:sym:AAPL", "count").await.unwrap();
+    let count: String = conn.hget(keys().sym(&aapl()), "count").await.unwrap();
     assert_eq!(count, "2", "the fresh owner's state was overwritten");
 
     // With no lease at all nobody writes.
-    let _: () = conn.del("t:lease:5").await.unwrap();
+    let _: () = conn.del(keys().lease(P)).await.unwrap();
     assert_eq!(new.flush(&fresh).await.unwrap(), FlushOutcome::LeaseLost);
 }
 
@@ -148,11 +160,11 @@ async fn corrupt_stored_state_is_reported_not_fatal() {
     let server = support::redis();
     let mut conn = support::connect(&server).await;
     let _: () = conn
-        .sadd("t:psyms:5", &["AAPL", "bad symbol", "MSFT"])
+        .sadd(keys().psyms(P), &["AAPL", "bad symbol", "MSFT"])
         .await
         .unwrap();
     let _: () = conn
-        .hset("t:sym:AAPL", "count", "not a number")
+        .hset(keys().sym(&aapl()), "count", "not a number")
         .await
         .unwrap();
     let store = store_for(&server, "p1").await;

@@ -9,8 +9,8 @@
 //!   [`result`], the line it writes;
 //! - [`cpu`]: CPU time, run-queue wait and peak RSS of processes from
 //!   `/proc`; [`slowlog`]: Redis commands slower than 1 ms;
-//! - [`truth`]: the feed's `--record` ground truth and the exact comparison
-//!   with the stored `{ns}:sym:*` hashes;
+//! - [`truth`]: the self-check of the exact comparison with the feed's
+//!   ground truth (`tickshard::truth`);
 //! - [`stats`]: collection of the processors' `{ns}:stats` messages and
 //!   `{ns}:events`, merging of their interval histograms;
 //! - [`window`]: the feeding window, per-second applied rates, CPU busy

@@ -31,8 +31,8 @@ use super::result::{self, Flow, ScenarioResult, Status};
 use super::scenario::{self, Scenario, NAMESPACE, PARTITIONS};
 use super::slowlog;
 use super::stats::{self, StatsCollector};
-use super::truth::{self, GroundTruth};
 use super::window::{self, RateStats, Window};
+use tickshard::truth::{read_stored, TruthRecord};
 
 /// The real S&P 500 universe shipped with feed-sim, when the scenario
 /// wants it and it is present (it is, in a checkout); the stand-in
@@ -216,7 +216,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     // address until it listens.
     let mut children = Vec::new();
     for (id, b) in proc_cmds {
-        children.push(Proc::spawn(&id, b.cmd, dir).map_err(NoStart)?);
+        children.push(procs::spawn(&id, b.cmd, dir).map_err(NoStart)?);
     }
     let mut pids: Vec<(String, u32)> = children.iter().map(|p| (p.name.clone(), p.pid())).collect();
     if let Some(pid) = server.pid() {
@@ -225,9 +225,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
 
     // Ready: every processor is a member and the leases are balanced.
     let members = keys.members();
-    let lease_keys: Vec<String> = (0..PARTITIONS as u32)
-        .map(|p| keys.lease(tickshard::tick::PartitionId(p)))
-        .collect();
+    let lease_keys = keys.all_leases(PARTITIONS as u32);
     let c2 = conn.clone();
     wait_for(
         "the cluster to be ready",
@@ -257,7 +255,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     slowlog::arm(&mut conn)
         .await
         .map_err(|e| format!("arming SLOWLOG: {e}"))?;
-    let feed = Proc::spawn("feed", feed_cmd.cmd, dir).map_err(NoStart)?;
+    let feed = procs::spawn("feed", feed_cmd.cmd, dir).map_err(NoStart)?;
     pids.push((feed.name.clone(), feed.pid()));
     children.insert(0, feed);
     let cpu_start = CpuSample::take(&pids);
@@ -285,7 +283,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         &mut children,
         || {
             let record = record.clone();
-            async move { Ok(GroundTruth::read_if_complete(&record)) }
+            async move { Ok(TruthRecord::read_if_complete(&record)) }
         },
     )
     .await?;
@@ -307,10 +305,10 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     let deadline = Instant::now() + settle;
     let last = loop {
         let read_start = Instant::now();
-        let stored = truth::read_stored(&mut conn, &keys)
+        let stored = read_stored(&mut conn, &keys)
             .await
             .map_err(|e| format!("reading state: {e}"))?;
-        let cmp = truth::compare(&truth, &stored);
+        let cmp = truth.compare(&stored);
         if cmp.is_exact() || Instant::now() >= deadline {
             break cmp;
         }
@@ -332,12 +330,9 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     // Let the last stats interval arrive before stopping.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     for p in children.iter_mut().rev() {
-        p.stop(Duration::from_secs(5));
+        p.shut_down(Duration::from_secs(5));
     }
-    let feed_stdout = children
-        .first()
-        .and_then(|p| std::fs::read_to_string(p.stdout_path()).ok())
-        .unwrap_or_default();
+    let feed_stdout = children.first().map(Proc::stdout).unwrap_or_default();
     let feed = FeedFigures::parse(&feed_stdout, sc.rate);
     let cpu_s = cpu_start.seconds_until(&cpu_end, cpu::clock_ticks_per_s());
     let runq_wait_s = cpu_start.wait_seconds_until(&cpu_end);

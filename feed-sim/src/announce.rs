@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Control;
 use crate::state::Shared;
-use crate::summary::Counters;
 
 /// Tracks what was announced last.
 #[derive(Debug, Default)]
@@ -47,8 +46,8 @@ fn broadcast(shared: &Shared, msg: &FeedMessage) {
     let text: Arc<str> = msg.to_json().into();
     for conn in shared.hub.snapshot() {
         match conn.control.try_send(Control::Text(text.clone())) {
-            Ok(()) => Counters::add(&shared.counters.seqs_sent, 1),
-            Err(_) => Counters::add(&shared.counters.seqs_dropped, 1),
+            Ok(()) => shared.counters.seqs_sent.add(1),
+            Err(_) => shared.counters.seqs_dropped.add(1),
         }
     }
 }

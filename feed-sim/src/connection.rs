@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{ConnHandle, Control};
 use crate::state::Shared;
-use crate::summary::Counters;
 
 /// Most replayed ticks per frame.
 const REPLAY_FRAME_TICKS: usize = 1000;
@@ -169,8 +168,8 @@ impl Reader {
                 });
                 match got {
                     Ok(ticks) => {
-                        Counters::add(&self.shared.counters.replay_requests, 1);
-                        Counters::add(&self.shared.counters.replay_ticks, ticks.len() as u64);
+                        self.shared.counters.replay_requests.add(1);
+                        self.shared.counters.replay_ticks.add(ticks.len() as u64);
                         for chunk in ticks.chunks(REPLAY_FRAME_TICKS) {
                             if self
                                 .ctl_tx
@@ -230,7 +229,7 @@ impl Reader {
             return;
         }
         self.registered = true;
-        Counters::add(&self.shared.counters.clients, 1);
+        self.shared.counters.clients.add(1);
         tracing::info!(conn = self.conn, id = %id, format = ?format, "client joined");
         self.shared.hub.register(ConnHandle {
             conn: self.conn,
@@ -309,8 +308,8 @@ async fn write_loop(
                     break;
                 }
                 shared.pending.fetch_sub(n, Ordering::AcqRel);
-                Counters::add(&shared.counters.ticks_sent, n);
-                Counters::add(&shared.counters.batches_sent, 1);
+                shared.counters.ticks_sent.add(n);
+                shared.counters.batches_sent.add(1);
                 ticks_sent.inc_by(n);
             }
         }

@@ -16,14 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Mode;
 use crate::distribute::{split_by_owner, Picker};
-use crate::ground_truth::GroundTruth;
 use crate::hub::ConnHandle;
 use crate::owner_map::OwnerMap;
 use crate::pacing::{ReplayClock, TokenBucket};
 use crate::source::{BadRows, NewTick, Source};
 use crate::state::Shared;
-use crate::summary::Counters;
 use tickshard::clock::now_ns;
+use tickshard::truth::GroundTruth;
 
 /// Shortest wait of a paced feed: at a fixed rate it sends what accrued
 /// at most every millisecond, as an exchange gateway sends a packet of
@@ -264,7 +263,7 @@ impl FeedLoop {
                     match sent {
                         Ok(()) => {
                             if count {
-                                Counters::add(&self.shared.counters.owner_hits, k);
+                                self.shared.counters.owner_hits.add(k);
                             }
                         }
                         Err(mpsc::error::SendError(back)) => fallback.extend(back),
@@ -272,7 +271,7 @@ impl FeedLoop {
                 }
                 if !fallback.is_empty() {
                     if count {
-                        Counters::add(&self.shared.counters.fallbacks, fallback.len() as u64);
+                        self.shared.counters.fallbacks.add(fallback.len() as u64);
                     }
                     self.send_any(fallback).await?;
                 }
@@ -280,13 +279,13 @@ impl FeedLoop {
             }
             (Mode::Random, _) => {
                 if count {
-                    Counters::add(&self.shared.counters.random, n);
+                    self.shared.counters.random.add(n);
                 }
                 self.send_any(batch).await
             }
             _ => {
                 if count {
-                    Counters::add(&self.shared.counters.round_robin, n);
+                    self.shared.counters.round_robin.add(n);
                 }
                 self.send_any(batch).await
             }
@@ -295,7 +294,7 @@ impl FeedLoop {
 
     async fn reassign_returns(&mut self) -> Result<(), Stopped> {
         while let Ok(batch) = self.returns.try_recv() {
-            Counters::add(&self.shared.counters.reassigned, batch.len() as u64);
+            self.shared.counters.reassigned.add(batch.len() as u64);
             self.route(batch, false).await?;
         }
         Ok(())
@@ -411,7 +410,7 @@ impl FeedLoop {
             let n = ticks.len() as u64;
             generated += n;
             self.shared.pending.fetch_add(n, Ordering::AcqRel);
-            Counters::add(&self.shared.counters.ticks_generated, n);
+            self.shared.counters.ticks_generated.add(n);
             self.route(ticks, true).await?;
         }
     }
@@ -441,7 +440,7 @@ impl FeedLoop {
                 _ = self.shutdown.cancelled() => return Err(Stopped),
                 b = self.returns.recv() => {
                     if let Some(b) = b {
-                        Counters::add(&self.shared.counters.reassigned, b.len() as u64);
+                        self.shared.counters.reassigned.add(b.len() as u64);
                         self.route(b, false).await?;
                     }
                 }

@@ -19,7 +19,8 @@
 //! - [`feed`]: the loop source → store → distribution.
 //! - [`server`] and [`connection`]: WebSocket accept loop and clients.
 //! - [`announce`]: `seqs` messages.
-//! - [`ground_truth`] and [`summary`]: the record file and the exit line.
+//! - [`summary`]: the exit line (the `--record` file is
+//!   `tickshard::truth`'s).
 //! - [`metrics`]: `/metrics` (with `--metrics ADDR`).
 //!
 //! ```text
@@ -35,7 +36,6 @@ pub mod csv_input;
 pub mod distribute;
 pub mod feed;
 pub mod generator;
-pub mod ground_truth;
 pub mod hub;
 pub mod metrics;
 pub mod owner_map;
@@ -273,7 +273,7 @@ impl Feed {
         let outcome = feed.run().await;
         let mut record_error = None;
         if let Some(path) = &config.record {
-            match outcome.truth.write_atomic(path) {
+            match outcome.truth.record().write_atomic(path) {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), ticks = outcome.truth.ticks(), "ground truth written")
                 }
@@ -317,26 +317,26 @@ impl Feed {
             (Some(s), None) => s.elapsed(),
             _ => Duration::ZERO,
         };
-        let generated = Counters::get(&c.ticks_generated);
+        let generated = c.ticks_generated.get();
         let by_kind = c.bad_client_by_kind();
         let summary = Summary {
             kind: "summary",
             mode: config.mode.as_str(),
             ticks_generated: generated,
-            ticks_sent: Counters::get(&c.ticks_sent),
-            batches_sent: Counters::get(&c.batches_sent),
+            ticks_sent: c.ticks_sent.get(),
+            batches_sent: c.batches_sent.get(),
             symbols,
             completed: outcome.completed,
             distribution: DistributionSummary {
-                round_robin: Counters::get(&c.round_robin),
-                random: Counters::get(&c.random),
-                owner_hits: Counters::get(&c.owner_hits),
-                fallbacks: Counters::get(&c.fallbacks),
-                reassigned: Counters::get(&c.reassigned),
+                round_robin: c.round_robin.get(),
+                random: c.random.get(),
+                owner_hits: c.owner_hits.get(),
+                fallbacks: c.fallbacks.get(),
+                reassigned: c.reassigned.get(),
             },
             replays: ReplaySummary {
-                requests: Counters::get(&c.replay_requests),
-                ticks: Counters::get(&c.replay_ticks),
+                requests: c.replay_requests.get(),
+                ticks: c.replay_ticks.get(),
                 kept,
                 evicted,
             },
@@ -345,9 +345,9 @@ impl Feed {
                 total: by_kind.values().sum(),
                 by_kind,
             },
-            seqs_sent: Counters::get(&c.seqs_sent),
-            seqs_dropped: Counters::get(&c.seqs_dropped),
-            clients: Counters::get(&c.clients),
+            seqs_sent: c.seqs_sent.get(),
+            seqs_dropped: c.seqs_dropped.get(),
+            clients: c.clients.get(),
             target_rate: config.rate,
             achieved_rate: if send_duration.is_zero() {
                 0.0

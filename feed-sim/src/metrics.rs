@@ -26,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::Shared;
-use crate::summary::Counters;
 
 /// A client's `hello` id as a label value, escaped for the text format
 /// (the id is whatever the client sent: 1-64 characters of any kind).
@@ -94,12 +93,12 @@ impl Collector for RunCollector {
             (
                 "feed_sim_replays",
                 "Replay requests answered with ticks.",
-                Counters::get(&c.replay_requests),
+                c.replay_requests.get(),
             ),
             (
                 "feed_sim_replay_ticks",
                 "Ticks sent in answer to replay requests.",
-                Counters::get(&c.replay_ticks),
+                c.replay_ticks.get(),
             ),
         ] {
             let counter = ConstCounter::new(value);

@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::owner_map::{parse_lease_value, EventEffect, OwnerMap};
 use crate::state::Shared;
-use crate::summary::Counters;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -154,7 +153,7 @@ async fn session(
                         tx.send_replace(Arc::new(map));
                     }
                     EventEffect::Ignored => {}
-                    EventEffect::Garbage => Counters::add(&shared.counters.bad_events, 1),
+                    EventEffect::Garbage => shared.counters.bad_events.add(1),
                 }
             }
             _ = ticker.tick() => {

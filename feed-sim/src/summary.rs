@@ -2,8 +2,8 @@
 //! printed on exit.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use tickshard::counter::Counter;
 
 use serde::Serialize;
 
@@ -13,47 +13,37 @@ use crate::source::BadRows;
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Ticks numbered and handed to distribution.
-    pub ticks_generated: AtomicU64,
+    pub ticks_generated: Counter,
     /// Ticks written to a client socket (live, not replays).
-    pub ticks_sent: AtomicU64,
+    pub ticks_sent: Counter,
     /// Tick batches written.
-    pub batches_sent: AtomicU64,
+    pub batches_sent: Counter,
     /// Ticks distributed round-robin.
-    pub round_robin: AtomicU64,
+    pub round_robin: Counter,
     /// Ticks distributed to a random client.
-    pub random: AtomicU64,
+    pub random: Counter,
     /// Owner-aware: ticks sent to their owner's connection.
-    pub owner_hits: AtomicU64,
+    pub owner_hits: Counter,
     /// Owner-aware: ticks whose owner was unknown or not connected.
-    pub fallbacks: AtomicU64,
+    pub fallbacks: Counter,
     /// Ticks given back by a failed connection and sent elsewhere.
-    pub reassigned: AtomicU64,
+    pub reassigned: Counter,
     /// Replay requests answered with ticks.
-    pub replay_requests: AtomicU64,
+    pub replay_requests: Counter,
     /// Ticks replayed.
-    pub replay_ticks: AtomicU64,
+    pub replay_ticks: Counter,
     /// `seqs` messages sent.
-    pub seqs_sent: AtomicU64,
+    pub seqs_sent: Counter,
     /// `seqs` messages dropped because a client's control queue was full.
-    pub seqs_dropped: AtomicU64,
+    pub seqs_dropped: Counter,
     /// Clients that said hello.
-    pub clients: AtomicU64,
+    pub clients: Counter,
     /// Owner-aware: `{ns}:events` messages that were not JSON events.
-    pub bad_events: AtomicU64,
+    pub bad_events: Counter,
     bad_client: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Counters {
-    /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Reads a counter.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
     /// Counts one bad client message of `kind`.
     pub fn bad_client(&self, kind: &'static str) {
         if let Ok(mut m) = self.bad_client.lock() {

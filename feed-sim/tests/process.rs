@@ -14,7 +14,11 @@ const T: Duration = Duration::from_secs(30);
 
 /// The real feed-sim replaying `csv`, recording its ground truth to
 /// `record`, with `extra` options.
-fn replay_csv(csv: &std::path::Path, record: &std::path::Path, extra: &[&str]) -> FeedProcess {
+async fn replay_csv(
+    csv: &std::path::Path,
+    record: &std::path::Path,
+    extra: &[&str],
+) -> FeedProcess {
     let mut args = vec![
         "--input",
         csv.to_str().expect("a UTF-8 path"),
@@ -22,7 +26,7 @@ fn replay_csv(csv: &std::path::Path, record: &std::path::Path, extra: &[&str]) -
         record.to_str().expect("a UTF-8 path"),
     ];
     args.extend_from_slice(extra);
-    FeedProcess::spawn(&args)
+    FeedProcess::spawn(&args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,11 +43,11 @@ async fn replaying_the_real_es_trades_records_the_independent_totals() {
     }
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("truth.json");
-    let feed = replay_csv(&csv, &record, &["--batch", "1000"]);
+    let feed = replay_csv(&csv, &record, &["--batch", "1000"]).await;
     let mut client = Client::connect(feed.addr, "p1", "binary").await;
     let mut got = Collector::new();
     got.read_until(&mut client, count as usize, T).await;
-    feed.wait_log("all ticks sent", T);
+    feed.wait_log("all ticks sent", T).await;
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     assert_eq!(truth["ticks"], count);
@@ -91,11 +95,11 @@ async fn malformed_rows_are_skipped_counted_and_located() {
     }
     drop(f);
     let record = dir.path().join("truth.json");
-    let feed = replay_csv(&csv, &record, &[]);
+    let feed = replay_csv(&csv, &record, &[]).await;
     let mut client = Client::connect(feed.addr, "p1", "json").await;
     let mut got = Collector::new();
     got.read_until(&mut client, 3, T).await;
-    feed.wait_log("all ticks sent", T);
+    feed.wait_log("all ticks sent", T).await;
     let summary = feed.stop();
     assert_eq!(summary["ticks_sent"], 3);
     assert_eq!(summary["bad_input"]["rows"], 6);
@@ -167,7 +171,8 @@ async fn the_real_universe_drives_generation() {
         "5000",
         "--exit-after",
         "0",
-    ]);
+    ])
+    .await;
     let mut client = Client::connect(feed.addr, "p1", "binary").await;
     let mut got = Collector::new();
     got.read_until(&mut client, 5000, T).await;
@@ -198,13 +203,15 @@ async fn wait_clients_holds_the_first_tick_until_enough_clients_said_hello() {
         "10",
         "--wait-clients",
         "2",
-    ]);
+    ])
+    .await;
     let mut a = Client::connect(feed.addr, "p1", "binary").await;
     // Logged from inside the wait, with one client known: nothing was sent.
     feed.wait_log(
         "waiting for clients before the first tick have=1 wanted=2",
         T,
-    );
+    )
+    .await;
     let mut b = Client::connect(feed.addr, "p2", "binary").await;
     let (mut ca, mut cb) = (Collector::new(), Collector::new());
     let deadline = std::time::Instant::now() + T;

@@ -19,6 +19,7 @@ use super::membership::MemberInfo;
 use super::messaging::{Envelope, MessageKind, Pending};
 use super::ownership::{OwnershipView, ViewCell};
 use crate::clock::now_ns;
+use crate::counter::Counter;
 use crate::keys::Keys;
 use crate::tick::InstanceId;
 
@@ -43,34 +44,30 @@ pub struct ClusterMetrics {
     pub unmatched_replies: u64,
 }
 
+/// The live counters behind [`ClusterMetrics`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) leases_acquired: AtomicU64,
-    pub(crate) leases_released: AtomicU64,
-    pub(crate) leases_lost: AtomicU64,
-    pub(crate) renew_failures: AtomicU64,
-    pub(crate) handover_ack_timeouts: AtomicU64,
-    pub(crate) bad_inbox_messages: AtomicU64,
-    pub(crate) bad_events: AtomicU64,
-    pub(crate) unmatched_replies: AtomicU64,
-}
-
-pub(crate) fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+    pub(crate) leases_acquired: Counter,
+    pub(crate) leases_released: Counter,
+    pub(crate) leases_lost: Counter,
+    pub(crate) renew_failures: Counter,
+    pub(crate) handover_ack_timeouts: Counter,
+    pub(crate) bad_inbox_messages: Counter,
+    pub(crate) bad_events: Counter,
+    pub(crate) unmatched_replies: Counter,
 }
 
 impl Counters {
     fn snapshot(&self) -> ClusterMetrics {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ClusterMetrics {
-            leases_acquired: g(&self.leases_acquired),
-            leases_released: g(&self.leases_released),
-            leases_lost: g(&self.leases_lost),
-            renew_failures: g(&self.renew_failures),
-            handover_ack_timeouts: g(&self.handover_ack_timeouts),
-            bad_inbox_messages: g(&self.bad_inbox_messages),
-            bad_events: g(&self.bad_events),
-            unmatched_replies: g(&self.unmatched_replies),
+            leases_acquired: self.leases_acquired.get(),
+            leases_released: self.leases_released.get(),
+            leases_lost: self.leases_lost.get(),
+            renew_failures: self.renew_failures.get(),
+            handover_ack_timeouts: self.handover_ack_timeouts.get(),
+            bad_inbox_messages: self.bad_inbox_messages.get(),
+            bad_events: self.bad_events.get(),
+            unmatched_replies: self.unmatched_replies.get(),
         }
     }
 }

@@ -9,8 +9,8 @@
 //! - acquire: only if the key is absent, take `INCR {ns}:epoch:{p}` as the
 //!   new epoch and `SET lease "{me}:{epoch}" PX ttl`. The epoch is the
 //!   fencing token; it never goes backwards while `{ns}:epoch:{p}` lives.
-//! - renew: for each lease, `PEXPIRE` only if it still holds our exact value.
-//! - release: compare-and-delete.
+//! - renew and release (one script): for each lease still holding our
+//!   exact value, `PEXPIRE` it, or delete it (compare-and-delete).
 //!
 //! A lease key holding something else (another type, foreign bytes) is
 //! treated as held by nobody we know: never overwritten, never renewed.
@@ -45,24 +45,19 @@ end
 return out
 ";
 
-const RENEW: &str = r"
+/// Renew and release in one: for each lease still holding our exact value
+/// (`ARGV[i + 1]`), `PEXPIRE` it by `ARGV[1]` ms, or `DEL` it when that is
+/// `0` (compare-and-delete).
+const IF_OURS: &str = r"
 local out = {}
+local ttl = tonumber(ARGV[1])
 for i = 1, #KEYS do
   if redis.pcall('GET', KEYS[i]) == ARGV[i + 1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-";
-
-const RELEASE: &str = r"
-local out = {}
-for i = 1, #KEYS do
-  if redis.pcall('GET', KEYS[i]) == ARGV[i] then
-    redis.call('DEL', KEYS[i])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    else
+      redis.call('DEL', KEYS[i])
+    end
     out[i] = 1
   else
     out[i] = 0
@@ -91,12 +86,11 @@ pub enum AcquireOutcome {
     Held(String),
 }
 
-/// The three lease scripts, loaded once.
+/// The lease scripts, loaded once.
 #[derive(Debug)]
 pub struct LeaseScripts {
     acquire: Script,
-    renew: Script,
-    release: Script,
+    if_ours: Script,
 }
 
 impl Default for LeaseScripts {
@@ -114,8 +108,7 @@ impl LeaseScripts {
     pub fn new() -> Self {
         Self {
             acquire: Script::new(ACQUIRE),
-            renew: Script::new(RENEW),
-            release: Script::new(RELEASE),
+            if_ours: Script::new(IF_OURS),
         }
     }
 
@@ -176,19 +169,8 @@ impl LeaseScripts {
         held: &[(PartitionId, Epoch)],
         ttl: Duration,
     ) -> Result<Vec<bool>, ClusterError> {
-        if held.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = self.renew.prepare_invoke();
-        inv.arg(ttl_ms(ttl));
-        for &(p, e) in held {
-            inv.key(keys.lease(p)).arg(lease_value(me, e));
-        }
-        let raw: Vec<i64> = inv
-            .invoke_async(con)
+        self.if_ours("lease renew", con, keys, me, held, ttl_ms(ttl))
             .await
-            .map_err(ClusterError::redis("lease renew"))?;
-        per_lease("lease renew", raw, held.len())
     }
 
     /// Releases (compare-and-delete) every lease in `held`; `true` where it
@@ -200,31 +182,40 @@ impl LeaseScripts {
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
     ) -> Result<Vec<bool>, ClusterError> {
+        self.if_ours("lease release", con, keys, me, held, 0).await
+    }
+
+    /// Runs [`IF_OURS`] over `held`: a fresh TTL of `ttl_ms`, or deletion
+    /// when it is 0.
+    async fn if_ours<C: ConnectionLike + Send>(
+        &self,
+        op: &'static str,
+        con: &mut C,
+        keys: &Keys,
+        me: &InstanceId,
+        held: &[(PartitionId, Epoch)],
+        ttl_ms: u64,
+    ) -> Result<Vec<bool>, ClusterError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = self.release.prepare_invoke();
+        let mut inv = self.if_ours.prepare_invoke();
+        inv.arg(ttl_ms);
         for &(p, e) in held {
             inv.key(keys.lease(p)).arg(lease_value(me, e));
         }
         let raw: Vec<i64> = inv
             .invoke_async(con)
             .await
-            .map_err(ClusterError::redis("lease release"))?;
-        per_lease("lease release", raw, held.len())
+            .map_err(ClusterError::redis(op))?;
+        if raw.len() != held.len() {
+            return Err(protocol(
+                op,
+                format!("{} results for {} leases", raw.len(), held.len()),
+            ));
+        }
+        Ok(raw.into_iter().map(|r| r == 1).collect())
     }
-}
-
-/// One `true`/`false` per lease from a script's `1`/`0` answers, checking
-/// that the script answered for every lease.
-fn per_lease(op: &'static str, raw: Vec<i64>, leases: usize) -> Result<Vec<bool>, ClusterError> {
-    if raw.len() != leases {
-        return Err(protocol(
-            op,
-            format!("{} results for {} leases", raw.len(), leases),
-        ));
-    }
-    Ok(raw.into_iter().map(|r| r == 1).collect())
 }
 
 fn protocol(op: &'static str, detail: String) -> ClusterError {

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::error::ClusterError;
 use super::events::ClusterEvent;
-use super::handle::{bump, ClusterHandle, InboxMessage, IncomingRequest, Shared};
+use super::handle::{ClusterHandle, InboxMessage, IncomingRequest, Shared};
 use super::messaging::{Envelope, MessageKind};
 
 /// What the subscriber tells the runtime.
@@ -127,7 +127,7 @@ impl Subscriber {
                 }
             }
             Err(e) => {
-                bump(&shared.counters.bad_events, 1);
+                shared.counters.bad_events.inc();
                 debug!(error = %e, "ignored a bad event message");
             }
         }
@@ -138,7 +138,7 @@ impl Subscriber {
         let env = match Envelope::decode(raw) {
             Ok(env) => env,
             Err(e) => {
-                bump(&shared.counters.bad_inbox_messages, 1);
+                shared.counters.bad_inbox_messages.inc();
                 debug!(error = %e, kind = e.kind(), "ignored a bad inbox message");
                 return;
             }
@@ -174,7 +174,7 @@ impl Subscriber {
             }
             MessageKind::Reply => {
                 if !shared.pending.complete(env.correlation, env.payload) {
-                    bump(&shared.counters.unmatched_replies, 1);
+                    shared.counters.unmatched_replies.inc();
                 }
             }
             MessageKind::Ack => {

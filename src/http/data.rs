@@ -106,7 +106,10 @@ async fn symbol(State(s): State<DataState>, Path(raw): Path<String>) -> Response
     let symbol: Symbol = match raw.parse() {
         Ok(sym) => sym,
         Err(e) => {
-            s.metrics.bad_input(BadInput::InvalidRequest);
+            s.metrics.bad_input(
+                BadInput::InvalidRequest,
+                &format_args!("/api/symbols/{raw}: {e}"),
+            );
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };

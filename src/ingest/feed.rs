@@ -134,15 +134,20 @@ impl FeedClient {
                         None => return SessionEnd::Closed,
                         Some(Err(e)) => {
                             if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
-                                self.metrics.bad_input(BadInput::OversizedFrame);
+                                self.metrics.bad_input(
+                                    BadInput::OversizedFrame,
+                                    &format_args!("feed frame: {e}"),
+                                );
                             }
                             return SessionEnd::Io(e.to_string());
                         }
                         Some(Ok(Message::Binary(bytes))) => match decode_binary(&bytes) {
                             Ok(input) => Some(input),
                             Err(e) => {
-                                self.metrics.bad_input(e.kind());
-                                tracing::warn!(error = %e, "bad binary frame from the feed");
+                                self.metrics.bad_input(
+                                    e.kind(),
+                                    &format_args!("bad binary frame from the feed: {e}"),
+                                );
                                 None
                             }
                         },
@@ -153,13 +158,17 @@ impl FeedClient {
                                 None
                             }
                             Ok(TextFrame::Unexpected(kind)) => {
-                                self.metrics.bad_input(BadInput::InvalidMessage);
-                                tracing::warn!(kind, "unexpected message from the feed");
+                                self.metrics.bad_input(
+                                    BadInput::InvalidMessage,
+                                    &format_args!("unexpected {kind} message from the feed"),
+                                );
                                 None
                             }
                             Err(e) => {
-                                self.metrics.bad_input(e.kind());
-                                tracing::warn!(error = %e, "bad text frame from the feed");
+                                self.metrics.bad_input(
+                                    e.kind(),
+                                    &format_args!("bad text frame from the feed: {e}"),
+                                );
                                 None
                             }
                         },

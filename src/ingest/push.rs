@@ -45,8 +45,10 @@ pub async fn serve(
             Some(Err(e)) => {
                 let text = e.to_string();
                 if is_oversized(e) {
-                    metrics.bad_input(BadInput::OversizedFrame);
-                    tracing::warn!(error = %text, "oversized frame on /ingest; closing");
+                    metrics.bad_input(
+                        BadInput::OversizedFrame,
+                        &format_args!("oversized frame on /ingest, closing: {text}"),
+                    );
                     let _ = socket
                         .send(Message::Close(Some(CloseFrame {
                             code: 1009,
@@ -110,8 +112,7 @@ async fn reject(
     kind: BadInput,
     message: String,
 ) -> Result<(), axum::Error> {
-    metrics.bad_input(kind);
-    tracing::debug!(%kind, %message, "bad frame on /ingest");
+    metrics.bad_input(kind, &format_args!("bad frame on /ingest: {message}"));
     socket
         .send(Message::Text(FeedMessage::error(message).to_json().into()))
         .await

@@ -2,37 +2,19 @@
 //! the data path updates from many tasks, and that the stats publisher and
 //! `/metrics` read.
 //!
-//! Counters are relaxed `AtomicU64`s (one `fetch_add`, no lock). Bad input
-//! is counted by kind ([`BadInput`]) in a fixed array indexed by the enum.
+//! Counters are [`Counter`]s (one relaxed `fetch_add`, no lock). Bad input
+//! is counted by kind ([`BadInput`]) in a fixed array indexed by the enum,
+//! and reported as one event: [`Metrics::bad_input`] counts it and logs it,
+//! at most once a second per kind, so a flood of bad input costs counter
+//! increments, not a log line each.
 
+use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::clock::now_ms;
+pub use crate::counter::Counter;
 use crate::stats::bad_input::BadInput;
 use crate::stats::latency::{LatencyKind, LatencyRecorder};
-
-/// A cumulative counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one.
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n`.
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The current value.
-    #[inline]
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 macro_rules! counters {
     ($($(#[doc = $doc:literal])* $name:ident),* $(,)?) => {
@@ -162,6 +144,7 @@ pub struct Metrics {
     /// The named counters; update with e.g. `metrics.counters.applied.inc()`.
     pub counters: Counters,
     bad_input: [Counter; BadInput::ALL.len()],
+    bad_input_logs: [LogThrottle; BadInput::ALL.len()],
     /// End-to-end latency (feed `sent_ns` → applied), microseconds.
     pub e2e_us: LatencyRecorder,
     /// Forward hop latency (PUBLISH → received), microseconds.
@@ -182,21 +165,29 @@ impl Metrics {
         Self {
             counters: Counters::default(),
             bad_input: Default::default(),
+            bad_input_logs: Default::default(),
             e2e_us: LatencyRecorder::new(),
             forward_us: LatencyRecorder::new(),
             flush_us: LatencyRecorder::new(),
         }
     }
 
-    /// Counts one piece of bad input of `kind` (e.g. `CodecError::kind()`).
-    pub fn bad_input(&self, kind: BadInput) {
-        self.bad_input_n(kind, 1);
-    }
-
-    /// Counts `n` pieces of bad input of `kind`.
-    pub fn bad_input_n(&self, kind: BadInput, n: u64) {
-        if let Some(c) = self.bad_input.get(kind.index()) {
-            c.add(n);
+    /// Reports one piece of refused input of `kind` (e.g.
+    /// `CodecError::kind()`): counts it, and logs `detail` (what was wrong
+    /// and where) unless this kind was logged less than a second ago; the
+    /// next line says how many went unlogged meanwhile.
+    pub fn bad_input(&self, kind: BadInput, detail: &dyn Display) {
+        let i = kind.index();
+        let (Some(count), Some(log)) = (self.bad_input.get(i), self.bad_input_logs.get(i)) else {
+            return;
+        };
+        count.inc();
+        if let Some(unlogged) = log.admit(count.get()) {
+            if kind == BadInput::CorruptState {
+                tracing::error!(%kind, unlogged, "{detail}");
+            } else {
+                tracing::warn!(%kind, unlogged, "{detail}");
+            }
         }
     }
 
@@ -220,6 +211,30 @@ impl Metrics {
     }
 }
 
+/// When one kind of bad input was last logged, and its count then.
+#[derive(Debug, Default)]
+struct LogThrottle {
+    at_ms: AtomicU64,
+    count_then: AtomicU64,
+}
+
+impl LogThrottle {
+    /// Whether to log now, with the count reached `count`: `Some(events
+    /// not logged since the last line)` at most once a second.
+    fn admit(&self, count: u64) -> Option<u64> {
+        let now = now_ms();
+        let last = self.at_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < 1_000 {
+            return None;
+        }
+        self.at_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let then = self.count_then.swap(count, Ordering::Relaxed);
+        Some(count.saturating_sub(then).saturating_sub(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,8 +244,9 @@ mod tests {
         let m = Metrics::new();
         m.counters.ticks_in.add(5);
         m.counters.leases_lost.inc();
-        m.bad_input(BadInput::MalformedJson);
-        m.bad_input_n(BadInput::OversizedFrame, 2);
+        m.bad_input(BadInput::MalformedJson, &"not json");
+        m.bad_input(BadInput::OversizedFrame, &"too big");
+        m.bad_input(BadInput::OversizedFrame, &"too big");
         let values = m.counters.values();
         assert_eq!(values.len(), Counters::NAMES.len());
         assert!(values.contains(&("ticks_in", 5)));
@@ -245,10 +261,25 @@ mod tests {
     #[test]
     fn stats_json_keeps_the_string_labels() {
         let m = Metrics::new();
-        m.bad_input(BadInput::TrailingBytes);
+        m.bad_input(BadInput::TrailingBytes, &"3 bytes left");
         let v = m.counter_values();
         assert_eq!(v.bad_input.get("trailing_bytes"), Some(&1));
         assert_eq!(v.bad_input.len(), 1, "zero kinds are left out");
         assert_eq!(v.bad_input_total(), 1);
+    }
+
+    #[test]
+    fn a_flood_is_logged_once_a_second_with_the_unlogged_count() {
+        let t = LogThrottle::default();
+        assert_eq!(t.admit(1), Some(0), "the first is logged");
+        for n in 2..100 {
+            assert_eq!(t.admit(n), None, "the rest of the second is not");
+        }
+        t.at_ms.store(now_ms() - 1_001, Ordering::Relaxed);
+        assert_eq!(
+            t.admit(100),
+            Some(98),
+            "the next line counts the 98 between"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! use tickshard::stats::{BadInput, Metrics};
 //! let m = Metrics::new();
 //! m.counters.ticks_in.add(100);        // any counter: .inc() / .add(n)
-//! m.bad_input(BadInput::MalformedJson); // e.g. CodecError::kind()
+//! m.bad_input(BadInput::MalformedJson, &"feed: not JSON"); // e.g. CodecError::kind()
 //! m.e2e_us.record_us(180);             // or .record_since(Instant)
 //! ```
 

@@ -212,7 +212,7 @@ mod tests {
     fn snapshot_json_has_the_agreed_shape() {
         let m = Metrics::new();
         m.counters.ticks_in.add(7);
-        m.bad_input(crate::stats::BadInput::MalformedJson);
+        m.bad_input(crate::stats::BadInput::MalformedJson, &"not json");
         m.e2e_us.record_us(150);
         let s = take_snapshot(&m, "p1", 1_732_400_000_000, 1000, 22, vec![]);
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();

@@ -45,8 +45,10 @@ impl Worker {
         self.cluster.consumed(&msg);
         let mut ticks = Vec::new();
         if let Err(e) = decode_batch(&msg.payload, &mut ticks) {
-            self.metrics.bad_input(BadInput::ForeignMessage);
-            tracing::warn!(from = %msg.from, error = %e, "undecodable forwarded batch");
+            self.metrics.bad_input(
+                BadInput::ForeignMessage,
+                &format_args!("undecodable forwarded batch from {}: {e}", msg.from),
+            );
             return;
         }
         let now_wall = now_ns();
@@ -103,7 +105,10 @@ impl Worker {
             Route::Local => self.apply(p, tick, now),
             Route::Forward(owner) => {
                 if hops >= MAX_HOPS {
-                    self.metrics.bad_input(BadInput::HopLimit);
+                    self.metrics.bad_input(
+                        BadInput::HopLimit,
+                        &format_args!("{} #{} forwarded {hops} times", tick.symbol, tick.seq),
+                    );
                     return;
                 }
                 if let Some(full) = self.forwarder.push(owner, hops + 1, &tick) {

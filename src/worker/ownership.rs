@@ -100,9 +100,14 @@ impl Worker {
         loaded: LoadedPartition,
     ) {
         for c in &loaded.corrupt {
-            self.metrics.bad_input(BadInput::CorruptState);
-            tracing::error!(%partition, symbol = %c.name, reason = %c.reason,
-                "stored state unreadable; the symbol restarts from seq 1 through replay");
+            self.metrics.bad_input(
+                BadInput::CorruptState,
+                &format_args!(
+                    "stored state of {} (partition {partition}) unreadable: {}; \
+                     the symbol restarts from seq 1 through replay",
+                    c.name, c.reason
+                ),
+            );
         }
         let symbols = loaded.symbols.len();
         if symbols > 0 {

@@ -38,8 +38,10 @@ impl Worker {
         let reply = match serde_json::from_slice::<SymbolQuery>(&req.payload) {
             Ok(q) => self.answer(&q.symbol),
             Err(e) => {
-                self.metrics.bad_input(BadInput::InvalidRequest);
-                tracing::warn!(from = %req.from, error = %e, "undecodable query");
+                self.metrics.bad_input(
+                    BadInput::InvalidRequest,
+                    &format_args!("undecodable query from {}: {e}", req.from),
+                );
                 return;
             }
         };

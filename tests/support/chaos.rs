@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::claims::{Claims, LeaseWatcher};
 use super::fleet::{
-    assert_exact, feed_sim_bin, read_truth, tickshard_bin, wait_all_owned, GroundTruth,
+    assert_exact, read_truth, spawn_feed_with, spawn_tickshard, wait_all_owned, FeedArgs,
+    ProcessorArgs, TruthRecord,
 };
 use super::procs::{get_text, Proc};
 use super::proxy::Proxy;
 use super::{RedisServer, RedisServerOptions};
+use tickshard::keys::Keys;
 
 /// Partitions of every chaos cluster (the default).
 pub const PARTITIONS: u32 = 64;
@@ -125,49 +127,21 @@ impl Chaos {
             Some(p) => format!("ws://{}", p.addr()),
             None => self.feed_url.clone(),
         };
-        let args: Vec<String> = [
-            "processor",
-            "--redis",
-            &redis_url,
-            "--feed",
-            &feed_url,
-            "--id",
-            id,
-            "--cluster",
-            &self.ns,
-            "--lease-ms",
-            &self.lease_ms.to_string(),
-            "--http",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Proc::spawn(
-            id,
-            tickshard_bin().to_str().expect("utf-8 path"),
-            &args,
-            &[("RUST_LOG", "info")],
-        )
+        let args = ProcessorArgs::new(&redis_url, id)
+            .cluster(&self.ns)
+            .lease_ms(self.lease_ms)
+            .feed(&feed_url);
+        spawn_tickshard(id, args, &[])
     }
 
     /// Starts the feed (with `--record`, `--redis` and `--cluster` added).
     pub fn start_feed(&mut self, args: &[&str]) {
-        let record = self.truth_path.to_str().expect("utf-8 path").to_owned();
-        let url = self.redis.url();
-        let listen = self.feed_url.trim_start_matches("ws://").to_owned();
-        let mut all: Vec<String> = vec!["--listen".into(), listen];
-        all.extend(args.iter().map(|s| s.to_string()));
-        all.extend(
-            ["--record", &record, "--redis", &url, "--cluster", &self.ns]
-                .iter()
-                .map(|s| s.to_string()),
-        );
-        self.feed = Some(Proc::spawn(
-            "feed-sim",
-            feed_sim_bin().to_str().expect("utf-8 path"),
-            &all,
-            &[("RUST_LOG", "info")],
+        let listen = self.feed_url.trim_start_matches("ws://");
+        self.feed = Some(spawn_feed_with(
+            FeedArgs::new(listen)
+                .raw(args)
+                .record(&self.truth_path)
+                .owner_aware(&self.redis.url(), &self.ns),
         ));
         self.started = Instant::now();
     }
@@ -256,7 +230,7 @@ impl Chaos {
 
     /// Waits for the ground truth, then asserts every symbol exact, the
     /// claims clean and the lease epochs monotonic. Returns the truth.
-    pub async fn finish(mut self) -> GroundTruth {
+    pub async fn finish(mut self) -> TruthRecord {
         let truth = read_truth(&self.truth_path, Duration::from_secs(180)).await;
         let sent_after = self.started.elapsed();
         {
@@ -298,7 +272,7 @@ pub async fn lease_owners(
     mut conn: redis::aio::MultiplexedConnection,
     ns: &str,
 ) -> Vec<Option<String>> {
-    let keys: Vec<String> = (0..PARTITIONS).map(|p| format!("{ns}:lease:{p}")).collect();
+    let keys = Keys::new(ns).all_leases(PARTITIONS);
     let read = tokio::time::timeout(
         Duration::from_secs(1),
         redis::cmd("MGET")

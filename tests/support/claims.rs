@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::procs::{get_json, Proc};
+use tickshard::keys::Keys;
 
 /// One observed belief: `inst` said it owns `partition` at `epoch`, in
 /// every answer from the first one (received at `received`) to the last
@@ -257,7 +258,7 @@ impl LeaseWatcher {
     /// `url` (reconnecting by itself across a Redis restart).
     pub fn start(url: &str, ns: &str, partitions: u32) -> Self {
         let client = redis::Client::open(url).expect("redis url");
-        let keys: Vec<String> = (0..partitions).map(|p| format!("{ns}:lease:{p}")).collect();
+        let keys = Keys::new(ns).all_leases(partitions);
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {

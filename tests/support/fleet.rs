@@ -2,11 +2,12 @@
 //! processor`s, and the check that Redis holds exactly the feed's ground
 //! truth.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use tickshard::keys::Keys;
+use tickshard::truth::read_stored;
+pub use tickshard_testkit::cmdline::{FeedArgs, ProcessorArgs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::procs::Proc;
@@ -28,140 +29,51 @@ pub fn tickshard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tickshard"))
 }
 
-/// Arguments of one processor.
-pub fn processor_args(
-    redis: &str,
-    feed: Option<&str>,
-    id: &str,
-    ns: &str,
-    lease_ms: u64,
-) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "processor",
-        "--redis",
-        redis,
-        "--id",
-        id,
-        "--cluster",
-        ns,
-        "--lease-ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(lease_ms.to_string());
-    args.extend(["--http".to_owned(), "127.0.0.1:0".to_owned()]);
-    if let Some(feed) = feed {
-        args.extend(["--feed".to_owned(), feed.to_owned()]);
-    }
-    args
-}
-
-/// One symbol of the feed's ground truth.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct TruthSymbol {
-    pub count: u64,
-    pub volume: u64,
-    pub last_seq: u64,
-    pub last_px: String,
-    pub vwap_px: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct GroundTruth {
-    pub ticks: u64,
-    pub symbols: BTreeMap<String, TruthSymbol>,
-}
+pub use tickshard::truth::TruthRecord;
 
 /// Waits for `--record` to be written, then reads it.
-pub async fn read_truth(path: &Path, timeout: Duration) -> GroundTruth {
-    let text = wait_for(timeout, "the feed's ground truth file", || {
-        let t = std::fs::read_to_string(path).ok();
+pub async fn read_truth(path: &Path, timeout: Duration) -> TruthRecord {
+    wait_for(timeout, "the feed's ground truth file", || {
+        let t = TruthRecord::read_if_complete(path);
         async move { t }
     })
-    .await;
-    serde_json::from_str(&text).expect("ground truth parses")
+    .await
 }
 
-/// What Redis holds for every symbol of `truth`, in the same shape.
-pub async fn stored(
-    conn: &mut redis::aio::MultiplexedConnection,
-    ns: &str,
-    truth: &GroundTruth,
-) -> BTreeMap<String, Option<TruthSymbol>> {
-    let mut pipe = redis::pipe();
-    for sym in truth.symbols.keys() {
-        pipe.hgetall(format!("{ns}:sym:{sym}"));
-    }
-    let maps: Vec<HashMap<String, String>> = pipe.query_async(conn).await.unwrap_or_default();
-    truth
-        .symbols
-        .keys()
-        .zip(maps)
-        .map(|(sym, m)| {
-            let parse = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
-            let s = (|| {
-                Some(TruthSymbol {
-                    count: parse("count")?,
-                    volume: parse("volume")?,
-                    last_seq: parse("last_seq")?,
-                    last_px: m.get("last_px")?.clone(),
-                    vwap_px: m.get("vwap_px")?.clone(),
-                })
-            })();
-            (sym.clone(), s)
-        })
-        .collect()
-}
-
-/// The symbols whose stored state differs from the truth (at most 5 shown).
-pub fn mismatches(
-    truth: &GroundTruth,
-    stored: &BTreeMap<String, Option<TruthSymbol>>,
-) -> Vec<String> {
-    truth
-        .symbols
-        .iter()
-        .filter(|(sym, want)| stored.get(*sym).and_then(|s| s.as_ref()) != Some(want))
-        .map(|(sym, want)| format!("{sym}: want {want:?}, stored {:?}", stored.get(sym)))
-        .collect()
-}
-
-/// Waits until every symbol's stored state equals the ground truth.
+/// Waits until the store under `ns` equals `truth` exactly: every recorded
+/// symbol field for field, and no symbol the truth lacks. On timeout, shows
+/// the last lines of `procs` (and keeps their full logs) and the
+/// differences.
 pub async fn assert_exact(
     conn: &mut redis::aio::MultiplexedConnection,
     ns: &str,
-    truth: &GroundTruth,
+    truth: &TruthRecord,
     timeout: Duration,
     procs: &[&Proc],
 ) {
+    let keys = Keys::new(ns);
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let now = stored(conn, ns, truth).await;
-        let bad = mismatches(truth, &now);
-        if bad.is_empty() {
-            return;
-        }
+        let summary = match read_stored(conn, &keys).await {
+            Ok(stored) => {
+                let cmp = truth.compare(&stored);
+                if cmp.is_exact() {
+                    return;
+                }
+                cmp.summary()
+            }
+            Err(e) => format!("reading the store: {e}"),
+        };
         if std::time::Instant::now() >= deadline {
             for p in procs {
-                let log = p.log();
-                let keep =
-                    std::env::temp_dir().join(format!("tickshard-failed-{ns}-{}.log", p.name));
-                let _ = std::fs::write(&keep, &log);
-                eprintln!("full log of {} kept at {}", p.name, keep.display());
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("---- {} (last lines) ----", p.name);
-                for l in tail.into_iter().rev() {
-                    eprintln!("{l}");
-                }
+                p.show_log(&format!("tickshard-failed-{ns}"));
             }
             panic!(
-                "{} of {} symbols differ from the ground truth after {timeout:?}; first: {:#?}",
-                bad.len(),
-                truth.symbols.len(),
-                &bad[..bad.len().min(5)]
+                "the store differs from the ground truth ({} symbols) after {timeout:?}: {summary}",
+                truth.symbols.len()
             );
         }
+        // Each look reads every symbol: not more often than needed.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -170,27 +82,37 @@ pub async fn assert_exact(
 /// the process and its `ws://` URL.
 pub fn spawn_feed(args: &[&str]) -> (Proc, String) {
     let port = tickshard::redis_server::free_port().expect("free port");
-    let mut all: Vec<String> = vec!["--listen".into(), format!("127.0.0.1:{port}")];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let bin = feed_sim_bin();
-    let proc = Proc::spawn(
-        "feed-sim",
-        bin.to_str().expect("utf-8 path"),
-        &all,
-        &[("RUST_LOG", "info")],
-    );
-    (proc, format!("ws://127.0.0.1:{port}"))
+    let args = FeedArgs::new(&format!("127.0.0.1:{port}")).raw(args);
+    (spawn_feed_with(args), format!("ws://127.0.0.1:{port}"))
 }
 
-/// Spawns one processor.
-pub fn spawn_processor(redis: &str, feed: Option<&str>, id: &str, ns: &str, lease_ms: u64) -> Proc {
-    let bin = tickshard_bin();
+/// Spawns `feed-sim` with exactly `args`.
+pub fn spawn_feed_with(args: FeedArgs) -> Proc {
     Proc::spawn(
-        id,
-        bin.to_str().expect("utf-8 path"),
-        &processor_args(redis, feed, id, ns, lease_ms),
+        "feed-sim",
+        feed_sim_bin(),
+        &args.build(),
         &[("RUST_LOG", "info")],
     )
+}
+
+/// Spawns one processor in namespace `ns`.
+pub fn spawn_processor(redis: &str, feed: Option<&str>, id: &str, ns: &str, lease_ms: u64) -> Proc {
+    let mut args = ProcessorArgs::new(redis, id).cluster(ns).lease_ms(lease_ms);
+    if let Some(feed) = feed {
+        args = args.feed(feed);
+    }
+    spawn_tickshard(id, args, &[])
+}
+
+/// Spawns `tickshard` with `args` and `envs` (`RUST_LOG=info` unless
+/// `envs` sets it).
+pub fn spawn_tickshard(name: &str, args: ProcessorArgs, envs: &[(&str, &str)]) -> Proc {
+    let mut envs = envs.to_vec();
+    if !envs.iter().any(|(k, _)| *k == "RUST_LOG") {
+        envs.push(("RUST_LOG", "info"));
+    }
+    Proc::spawn(name, tickshard_bin(), &args.build(), &envs)
 }
 
 /// Waits until every one of `partitions` lease keys is held.
@@ -200,7 +122,7 @@ pub async fn wait_all_owned(
     partitions: u32,
     timeout: Duration,
 ) {
-    let keys: Vec<String> = (0..partitions).map(|p| format!("{ns}:lease:{p}")).collect();
+    let keys = Keys::new(ns).all_leases(partitions);
     super::wait_until(timeout, "every partition owned", || {
         let mut c = conn.clone();
         let keys = keys.clone();

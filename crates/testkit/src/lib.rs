@@ -6,6 +6,10 @@
 //!   instead of sleeping, and fail naming what was awaited.
 //! - [`exposition`]: the one scraper of `/metrics` (a strict parser of the
 //!   Prometheus text format).
+//! - [`cmdline`]: the command lines of `tickshard processor` and
+//!   `feed-sim`.
+//! - [`process`]: the one wrapper of a real child process (signals through
+//!   `nix`, waits with deadlines, logs shown on failure, killed on drop).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -21,7 +25,9 @@
 //! # });
 //! ```
 
+pub mod cmdline;
 pub mod exposition;
+pub mod process;
 mod wait;
 
 pub use wait::{wait_for, wait_until, POLL_EVERY};

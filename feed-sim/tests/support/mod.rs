@@ -3,16 +3,16 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tickshard::codec::{decode_batch, FeedMessage};
 use tickshard::tick::{Symbol, Tick};
+use tickshard_testkit::process::Proc;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -209,141 +209,62 @@ pub fn assert_contiguous(by_symbol: &BTreeMap<Symbol, BTreeSet<u64>>) {
     }
 }
 
-/// The feed-sim binary as a child process.
+/// The feed-sim binary as a child process (the test kit's [`Proc`], its
+/// stdout, the summary line, kept apart).
 pub struct FeedProcess {
-    pub child: Child,
+    pub proc: Proc,
     pub addr: SocketAddr,
-    stderr_lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl FeedProcess {
     /// Spawns `feed-sim --listen 127.0.0.1:0 ARGS` and waits for
-    /// `listening addr=...` on stderr.
-    pub fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_feed-sim"))
-            .args(["--listen", "127.0.0.1:0"])
+    /// `listening addr=...` in its log.
+    pub async fn spawn(args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_feed-sim"));
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .env("RUST_LOG", "info");
+        let proc = Proc::launch("feed-sim", cmd)
+            .stdout_apart()
             .spawn()
-            .expect("spawn feed-sim");
-        let stderr = child.stderr.take();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut process = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr_lines: rx,
-        };
-        let stderr = stderr.expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = process
-                .stderr_lines
-                .recv_timeout(left)
-                .expect("feed-sim logs `listening addr=` in time");
-            let plain = strip_ansi(&line);
-            if let Some(rest) = plain.split("listening addr=").nth(1) {
-                process.addr = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .parse()
-                    .expect("addr");
-                return process;
-            }
-        }
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = proc
+            .logged_value("listening addr=", "addr", Duration::from_secs(10))
+            .await;
+        let addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("addr {addr:?}: {e}"));
+        Self { proc, addr }
     }
 
-    /// Waits for a stderr line containing `needle`.
-    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .stderr_lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?} in time"));
-            let plain = strip_ansi(&line);
-            if plain.contains(needle) {
-                return plain;
-            }
-        }
+    /// Waits for a log line containing `needle`.
+    pub async fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.proc.wait_log(needle, timeout).await
     }
 
     /// Waits for the process to exit by itself; its JSON summary line.
     pub fn wait_exit(mut self, timeout: Duration) -> serde_json::Value {
-        let deadline = Instant::now() + timeout;
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(Instant::now() < deadline, "feed-sim did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = self.child.wait_with_output_ref();
-        serde_json::from_str(out.trim()).expect("summary is JSON")
+        self.summary(timeout)
     }
 
     /// SIGTERM, then the JSON summary line from stdout.
     pub fn stop(mut self) -> serde_json::Value {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let out = self.child.wait_with_output_ref();
+        self.proc.term();
+        self.summary(Duration::from_secs(30))
+    }
+
+    /// Waits for a successful exit; the one line it printed, parsed.
+    fn summary(&mut self, timeout: Duration) -> serde_json::Value {
+        let status = self.proc.wait_exit(timeout).unwrap_or_else(|| {
+            self.proc.show_log("feed-sim-test");
+            panic!("feed-sim did not exit within {timeout:?}")
+        });
+        assert!(status.success(), "feed-sim exited with {status}");
+        let out = self.proc.stdout();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1, "exactly one stdout line, got {out:?}");
         serde_json::from_str(lines[0]).expect("summary is JSON")
     }
-}
-
-trait WaitOutput {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl WaitOutput for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let mut out = String::new();
-        if let Some(mut s) = self.stdout.take() {
-            s.read_to_string(&mut out).expect("read stdout");
-        }
-        let status = self.wait().expect("wait");
-        assert!(status.success(), "feed-sim exited with {status}");
-        out
-    }
-}
-
-impl Drop for FeedProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The shared real-data directory: `TICKSHARD_DATA_DIR`, else

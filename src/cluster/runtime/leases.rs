@@ -10,7 +10,6 @@ use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running
 use crate::clock::now_ms;
 use crate::cluster::error::ClusterError;
 use crate::cluster::events::ClusterEvent;
-use crate::cluster::handle::bump;
 use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
 use crate::tick::{Epoch, InstanceId, PartitionId};
 
@@ -59,7 +58,7 @@ impl Running {
                 announce(&mut self.con, &self.shared, &events).await;
             }
             Err(e) => {
-                bump(&self.shared.counters.renew_failures, 1);
+                self.shared.counters.renew_failures.inc();
                 self.note_error(&e);
             }
         }
@@ -92,7 +91,7 @@ impl Running {
         for (p, outcome) in results {
             match outcome {
                 AcquireOutcome::Won(epoch) => {
-                    bump(&self.shared.counters.leases_acquired, 1);
+                    self.shared.counters.leases_acquired.inc();
                     info!(partition = %p, epoch = %epoch, "lease acquired");
                     // The data path hears of it before the view says so.
                     self.send_change(OwnershipChange::Acquired {
@@ -163,7 +162,7 @@ impl Running {
             _ => return,
         }
         if !done.acked {
-            bump(&self.shared.counters.handover_ack_timeouts, 1);
+            self.shared.counters.handover_ack_timeouts.inc();
             warn!(partition = %done.partition, epoch = %done.epoch, "no handover ack in time; releasing anyway");
         }
         self.release(&[(done.partition, done.epoch)]).await;
@@ -203,7 +202,7 @@ impl Running {
                     self.held.remove(&p.0);
                     self.known[p.0 as usize] = Known::Free { since: now };
                     if ok {
-                        bump(&self.shared.counters.leases_released, 1);
+                        self.shared.counters.leases_released.inc();
                         info!(partition = %p, epoch = %epoch, "lease released");
                         events.push(ClusterEvent::LeaseReleased {
                             ts_ms: now_ms(),
@@ -299,7 +298,7 @@ impl Running {
             }
         }
         if late > 0 {
-            bump(&self.shared.counters.handover_ack_timeouts, late);
+            self.shared.counters.handover_ack_timeouts.add(late);
             warn!(
                 late,
                 "some handover acks did not come in time; releasing anyway"

@@ -32,7 +32,7 @@ use tracing::{debug, error, info, warn};
 
 use super::error::ClusterError;
 use super::events::ClusterEvent;
-use super::handle::{bump, Shared};
+use super::handle::Shared;
 use super::lease::LeaseScripts;
 use super::membership::{MemberInfo, Membership, Registration};
 use super::ownership::PartitionOwner;
@@ -171,28 +171,18 @@ impl ClusterRuntime {
     /// ([`OwnershipChange::Release`], bounded wait for the ack), releases
     /// the leases, announces, leaves the membership and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ClusterError> {
-        let ClusterRuntime {
-            shared,
-            con,
-            scripts,
-            membership,
-            registration,
-            ownership,
-            mut internal,
-            subscriber_task,
-            subscriber_guard,
-        } = self;
-        let t = shared.timings;
-        let p_count = shared.partitions.get() as usize;
+        let mut internal = self.internal;
+        let t = self.shared.timings;
+        let p_count = self.shared.partitions.get() as usize;
         let (handover_tx, mut handover_rx) = mpsc::channel(p_count.max(16));
         let now = Instant::now();
         let mut r = Running {
-            shared,
-            con,
-            scripts,
-            membership,
-            registration,
-            ownership,
+            shared: self.shared,
+            con: self.con,
+            scripts: self.scripts,
+            membership: self.membership,
+            registration: self.registration,
+            ownership: self.ownership,
             held: BTreeMap::new(),
             known: vec![Known::Free { since: now }; p_count],
             members: Vec::new(),
@@ -235,8 +225,8 @@ impl ClusterRuntime {
         // Handovers under way finish inside `leave`, which waits (bounded)
         // for their acks too.
         r.leave(&mut handover_rx).await;
-        drop(subscriber_guard);
-        let _ = tokio::time::timeout(Duration::from_secs(1), subscriber_task).await;
+        drop(self.subscriber_guard);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.subscriber_task).await;
         Ok(())
     }
 }
@@ -344,7 +334,7 @@ impl Running {
         let Some(h) = self.held.remove(&p) else {
             return;
         };
-        bump(&self.shared.counters.leases_lost, 1);
+        self.shared.counters.leases_lost.inc();
         warn!(partition = p, epoch = %h.epoch, reason, "lease lost; no longer acting as owner");
         self.publish_view();
         self.send_change(OwnershipChange::Lost {
