@@ -26,6 +26,18 @@ fn lib() -> Keys {
     Keys::new("lib")
 }
 
+/// The registered members (`ZRANGE {ns}:members 0 -1`).
+async fn registered(
+    con: &mut redis::aio::MultiplexedConnection,
+) -> redis::RedisResult<Vec<String>> {
+    redis::cmd("ZRANGE")
+        .arg(lib().members())
+        .arg(0)
+        .arg(-1)
+        .query_async(con)
+        .await
+}
+
 const P: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,13 +241,7 @@ async fn two_instances_split_partitions_and_talk() {
     a.shutdown.cancel();
     a.run.await.unwrap().unwrap();
     let mut con = connect(&server).await;
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(lib().members())
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let members = registered(&mut con).await.unwrap();
     assert!(members.is_empty(), "both left: {members:?}");
 }
 
@@ -380,13 +386,7 @@ async fn losing_redis_drops_leases_locally_and_rejoins_after_a_restart() {
             let Ok(mut con) = client.get_multiplexed_async_connection().await else {
                 return false;
             };
-            let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg(lib().members())
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut con)
-                .await
-                .unwrap_or_default();
+            let members = registered(&mut con).await.unwrap_or_default();
             let config: Option<String> = redis::cmd("HGET")
                 .arg(lib().config())
                 .arg("partitions")

@@ -82,82 +82,13 @@ pub fn parse_row(line: &str) -> Result<NewTick, RowError> {
     })
 }
 
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)` into nanoseconds
-/// since the Unix epoch. A timestamp without an offset is refused: exchange
-/// time must be unambiguous.
+/// Parses an RFC 3339 / ISO 8601 timestamp with an offset
+/// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`, by `jiff`) into
+/// nanoseconds since the Unix epoch. A timestamp without an offset is
+/// refused: exchange time must be unambiguous. So is one before 1970.
 pub fn parse_timestamp(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let year = digits(s.get(0..4)?)?;
-    let month = digits(s.get(5..7)?)?;
-    let day = digits(s.get(8..10)?)?;
-    let hour = digits(s.get(11..13)?)?;
-    let minute = digits(s.get(14..16)?)?;
-    let second = digits(s.get(17..19)?)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = s.get(19..)?;
-    let mut nanos = 0i64;
-    if let Some(frac_and_more) = rest.strip_prefix('.') {
-        let n = frac_and_more.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 || n > 9 {
-            return None;
-        }
-        nanos = digits(&frac_and_more[..n])? * 10_i64.pow(9 - n as u32);
-        rest = &frac_and_more[n..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hm = &rest[1..];
-            let (h, m) = match hm.len() {
-                5 if hm.as_bytes()[2] == b':' => (digits(&hm[0..2])?, digits(&hm[3..5])?),
-                4 => (digits(&hm[0..2])?, digits(&hm[2..4])?),
-                _ => return None,
-            };
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (h * 3600 + m * 60)
-        }
-    };
-    let secs =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-    u64::try_from(ns).ok()
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(ts.as_nanosecond()).ok()
 }
 
 /// Streams the rows of a trades CSV, skipping (and remembering) bad ones.
