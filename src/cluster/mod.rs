@@ -66,6 +66,7 @@ mod join;
 pub mod lease;
 pub mod membership;
 pub mod messaging;
+mod noted;
 pub mod ownership;
 pub mod runtime;
 mod subscriber;

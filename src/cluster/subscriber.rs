@@ -19,6 +19,7 @@ use super::error::ClusterError;
 use super::events::ClusterEvent;
 use super::handle::{ClusterHandle, InboxMessage, IncomingRequest, Shared};
 use super::messaging::{Envelope, MessageKind};
+use crate::cluster::noted::Noted;
 
 /// What the subscriber tells the runtime.
 #[derive(Debug)]
@@ -127,8 +128,7 @@ impl Subscriber {
                 }
             }
             Err(e) => {
-                shared.counters.bad_events.inc();
-                debug!(error = %e, "ignored a bad event message");
+                Noted::BadEvent { error: &e }.emit(&shared.counters);
             }
         }
     }
@@ -138,8 +138,7 @@ impl Subscriber {
         let env = match Envelope::decode(raw) {
             Ok(env) => env,
             Err(e) => {
-                shared.counters.bad_inbox_messages.inc();
-                debug!(error = %e, kind = e.kind(), "ignored a bad inbox message");
+                Noted::BadInboxMessage { error: &e }.emit(&shared.counters);
                 return;
             }
         };
@@ -174,7 +173,7 @@ impl Subscriber {
             }
             MessageKind::Reply => {
                 if !shared.pending.complete(env.correlation, env.payload) {
-                    shared.counters.unmatched_replies.inc();
+                    Noted::UnmatchedReply.emit(&shared.counters);
                 }
             }
             MessageKind::Ack => {

@@ -11,6 +11,7 @@ use crate::clock::now_ms;
 use crate::cluster::error::ClusterError;
 use crate::cluster::events::ClusterEvent;
 use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
+use crate::cluster::noted::Noted;
 use crate::tick::{Epoch, InstanceId, PartitionId};
 
 impl Running {
@@ -58,7 +59,7 @@ impl Running {
                 announce(&mut self.con, &self.shared, &events).await;
             }
             Err(e) => {
-                self.shared.counters.renew_failures.inc();
+                Noted::RenewFailed.emit(&self.shared.counters);
                 self.note_error(&e);
             }
         }
@@ -91,8 +92,11 @@ impl Running {
         for (p, outcome) in results {
             match outcome {
                 AcquireOutcome::Won(epoch) => {
-                    self.shared.counters.leases_acquired.inc();
-                    info!(partition = %p, epoch = %epoch, "lease acquired");
+                    Noted::LeaseAcquired {
+                        partition: p,
+                        epoch,
+                    }
+                    .emit(&self.shared.counters);
                     // The data path hears of it before the view says so.
                     self.send_change(OwnershipChange::Acquired {
                         partition: p,
@@ -162,8 +166,7 @@ impl Running {
             _ => return,
         }
         if !done.acked {
-            self.shared.counters.handover_ack_timeouts.inc();
-            warn!(partition = %done.partition, epoch = %done.epoch, "no handover ack in time; releasing anyway");
+            Noted::HandoverAckTimeout { partitions: 1 }.emit(&self.shared.counters);
         }
         self.release(&[(done.partition, done.epoch)]).await;
     }
@@ -202,8 +205,11 @@ impl Running {
                     self.held.remove(&p.0);
                     self.known[p.0 as usize] = Known::Free { since: now };
                     if ok {
-                        self.shared.counters.leases_released.inc();
-                        info!(partition = %p, epoch = %epoch, "lease released");
+                        Noted::LeaseReleased {
+                            partition: p,
+                            epoch,
+                        }
+                        .emit(&self.shared.counters);
                         events.push(ClusterEvent::LeaseReleased {
                             ts_ms: now_ms(),
                             partition: p,
@@ -298,11 +304,7 @@ impl Running {
             }
         }
         if late > 0 {
-            self.shared.counters.handover_ack_timeouts.add(late);
-            warn!(
-                late,
-                "some handover acks did not come in time; releasing anyway"
-            );
+            Noted::HandoverAckTimeout { partitions: late }.emit(&self.shared.counters);
         }
         let all: Vec<(PartitionId, Epoch)> = self
             .held

@@ -38,6 +38,7 @@ use super::membership::{MemberInfo, Membership, Registration};
 use super::ownership::PartitionOwner;
 use super::subscriber::Internal;
 use crate::clock::now_ms;
+use crate::cluster::noted::Noted;
 use crate::retry::Backoff;
 use crate::tick::{Epoch, InstanceId, PartitionId};
 
@@ -334,8 +335,12 @@ impl Running {
         let Some(h) = self.held.remove(&p) else {
             return;
         };
-        self.shared.counters.leases_lost.inc();
-        warn!(partition = p, epoch = %h.epoch, reason, "lease lost; no longer acting as owner");
+        Noted::LeaseLost {
+            partition: PartitionId(p),
+            epoch: h.epoch,
+            reason,
+        }
+        .emit(&self.shared.counters);
         self.publish_view();
         self.send_change(OwnershipChange::Lost {
             partition: PartitionId(p),
