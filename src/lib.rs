@@ -52,11 +52,8 @@
 //!                              └─ not owned ─▶ forward ─PUBLISH─▶ owner's inbox
 //! ```
 
-pub mod clock;
-pub mod cluster;
 pub mod codec;
 pub mod config;
-pub mod counter;
 pub mod dashboard;
 pub mod demo;
 pub mod engine;
@@ -68,9 +65,7 @@ pub mod logging;
 pub mod partition;
 pub mod processor;
 pub mod query;
-pub mod redis_conn;
 pub mod redis_server;
-pub mod retry;
 pub mod router;
 pub mod shutdown;
 pub mod stats;
@@ -79,3 +74,8 @@ pub mod tick;
 pub mod totals;
 pub mod truth;
 pub mod worker;
+
+/// The cluster layer, its own crate ([`tickshard_cluster`]), and the
+/// plumbing it shares with tickshard.
+pub use tickshard_cluster as cluster;
+pub use tickshard_cluster::{clock, counter, redis_conn, retry};

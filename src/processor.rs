@@ -95,7 +95,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
 
     let (cluster, runtime, channels) = Cluster::join(ClusterOptions {
         redis: redis.clone(),
-        keys: keys.clone(),
+        keys: keys.cluster().clone(),
         instance: instance.clone(),
         partitions: args.partitions,
         lease: args.lease(),

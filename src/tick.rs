@@ -33,9 +33,6 @@ pub enum ModelError {
     /// A tick with sequence number zero (sequences start at 1).
     #[error("tick seq must be at least 1")]
     ZeroSeq,
-    /// An instance id that is empty, too long or has unsafe characters.
-    #[error("invalid instance id {0:?}: expected 1-64 characters of A-Z a-z 0-9 _ . -")]
-    InvalidInstanceId(String),
 }
 
 /// Longest symbol accepted, in bytes.
@@ -294,76 +291,7 @@ impl TryFrom<RawTick> for Tick {
     }
 }
 
-/// Index of a partition of the symbol universe, `0..P`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PartitionId(pub u32);
-
-impl fmt::Display for PartitionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A fencing token: each acquisition of a partition's lease takes a new,
-/// strictly larger epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Epoch(pub u64);
-
-impl fmt::Display for Epoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Longest instance id accepted.
-pub const MAX_INSTANCE_ID_LEN: usize = 64;
-
-/// The name of one processor instance; safe to embed in Redis keys and in
-/// the `{instance}:{epoch}` lease value (no `:`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstanceId(std::sync::Arc<str>);
-
-impl InstanceId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for InstanceId {
-    type Err = ModelError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid = !s.is_empty()
-            && s.len() <= MAX_INSTANCE_ID_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if !valid {
-            return Err(ModelError::InvalidInstanceId(s.chars().take(80).collect()));
-        }
-        Ok(Self(s.into()))
-    }
-}
-
-impl Serialize for InstanceId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for InstanceId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for InstanceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use tickshard_cluster::ids::{Epoch, InstanceId, PartitionId, MAX_INSTANCE_ID_LEN};
 
 #[cfg(test)]
 mod tests {
@@ -430,14 +358,5 @@ mod tests {
         let p: Price = "1".parse().unwrap();
         assert_eq!(Tick::new(s, 1, p, 0, 0), Err(ModelError::ZeroSize));
         assert_eq!(Tick::new(s, 0, p, 1, 0), Err(ModelError::ZeroSeq));
-    }
-
-    #[test]
-    fn instance_ids_are_key_safe() {
-        assert!("p1".parse::<InstanceId>().is_ok());
-        assert!("host-1.a_b".parse::<InstanceId>().is_ok());
-        for bad in ["", "a:b", "a b", "a*", &"x".repeat(65)] {
-            assert!(bad.parse::<InstanceId>().is_err(), "{bad:?}");
-        }
     }
 }

@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use support::{connect, redis, wait_until, RedisServer};
+use tickshard::cluster::keys::ClusterKeys;
 use tickshard::cluster::{
     Cluster, ClusterChannels, ClusterError, ClusterEvent, ClusterHandle, ClusterOptions,
     InboxMessage, OwnershipChange, RequestError,
 };
-use tickshard::keys::Keys;
 use tickshard::tick::{Epoch, InstanceId, PartitionId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The keys of the test cluster's namespace.
-fn lib() -> Keys {
-    Keys::new("lib")
+fn lib() -> ClusterKeys {
+    ClusterKeys::new("lib")
 }
 
 /// The registered members (`ZRANGE {ns}:members 0 -1`).

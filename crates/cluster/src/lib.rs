@@ -1,6 +1,6 @@
 //! Partition ownership and instance-to-instance messaging over Redis: a
 //! library any service can use to split P partitions of its own resources
-//! between instances. It knows nothing of ticks.
+//! between instances. It knows nothing of what the partitions hold.
 //!
 //! # Use
 //!
@@ -57,17 +57,23 @@
 //!   data in another Redis). Run Redis with AOF if the data must survive.
 
 pub mod assign;
+pub mod clock;
 pub mod config;
+pub mod counter;
 pub mod credit;
 pub mod error;
 pub mod events;
 mod handle;
+pub mod ids;
 mod join;
+pub mod keys;
 pub mod lease;
 pub mod membership;
 pub mod messaging;
 mod noted;
 pub mod ownership;
+pub mod redis_conn;
+pub mod retry;
 pub mod runtime;
 mod subscriber;
 

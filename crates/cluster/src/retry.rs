@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tickshard::retry::Backoff;
+//! use tickshard_cluster::retry::Backoff;
 //!
 //! let mut b = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 //! assert_eq!(b.after_failure(true), Duration::from_millis(50));

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::oneshot;
 
-use crate::tick::{InstanceId, MAX_INSTANCE_ID_LEN};
+use crate::ids::{InstanceId, MAX_INSTANCE_ID_LEN};
 
 const MAGIC: &[u8; 2] = b"TS";
 const VERSION: u8 = 1;
@@ -37,7 +37,7 @@ const FIXED: usize = 2 + 1 + 1 + 1 + 1 + 8 + 8;
 /// What an envelope carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
-    /// Application data (e.g. forwarded ticks).
+    /// Application data (the service's own, e.g. forwarded work).
     Data,
     /// A request that wants a reply.
     Request,
@@ -82,7 +82,7 @@ pub enum EnvelopeError {
     #[error("message too short ({0} bytes)")]
     TooShort(usize),
     /// Not our magic.
-    #[error("not a tickshard envelope (bad magic)")]
+    #[error("not a cluster envelope (bad magic)")]
     BadMagic,
     /// A version we do not speak.
     #[error("unsupported envelope version {0}")]

@@ -1,6 +1,6 @@
 //! The wall clock, as the integers that travel in messages and stored
 //! state: time since the Unix epoch in milliseconds (event and stats
-//! stamps) or nanoseconds (tick `sent_ns`, `updated_ns`). A clock before
+//! stamps) or nanoseconds (message stamps). A clock before
 //! 1970 reads as 0; one past the year 2554 saturates.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -19,7 +19,7 @@ use super::error::ClusterError;
 use super::events::ClusterEvent;
 use super::handle::{ClusterHandle, InboxMessage, IncomingRequest, Shared};
 use super::messaging::{Envelope, MessageKind};
-use crate::cluster::noted::Noted;
+use crate::noted::Noted;
 
 /// What the subscriber tells the runtime.
 #[derive(Debug)]

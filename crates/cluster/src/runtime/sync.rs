@@ -6,13 +6,13 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::{announce, timed, Known, Running};
+use crate::assign::{plan, Action, Slot};
 use crate::clock::now_ms;
-use crate::cluster::assign::{plan, Action, Slot};
-use crate::cluster::config::ensure_config;
-use crate::cluster::events::ClusterEvent;
-use crate::cluster::lease::parse_lease_value;
-use crate::cluster::membership::Beat;
-use crate::tick::{InstanceId, PartitionId};
+use crate::config::ensure_config;
+use crate::events::ClusterEvent;
+use crate::ids::{InstanceId, PartitionId};
+use crate::lease::parse_lease_value;
+use crate::membership::Beat;
 
 impl Running {
     pub(super) async fn heartbeat(&mut self) {

@@ -19,7 +19,7 @@
 //! finaliser) of the partition and member id, so every instance (and every
 //! build) computes the same ranking.
 
-use crate::tick::{InstanceId, PartitionId};
+use crate::ids::{InstanceId, PartitionId};
 
 /// Rendezvous score of `member` for partition `p` (higher wins).
 pub fn score(p: PartitionId, member: &InstanceId) -> u64 {

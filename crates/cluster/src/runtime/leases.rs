@@ -8,11 +8,11 @@ use tracing::{debug, info, warn};
 
 use super::{announce, timed, HandoverDone, Held, Known, OwnershipChange, Running};
 use crate::clock::now_ms;
-use crate::cluster::error::ClusterError;
-use crate::cluster::events::ClusterEvent;
-use crate::cluster::lease::{parse_lease_value, AcquireOutcome};
-use crate::cluster::noted::Noted;
-use crate::tick::{Epoch, InstanceId, PartitionId};
+use crate::error::ClusterError;
+use crate::events::ClusterEvent;
+use crate::ids::{Epoch, InstanceId, PartitionId};
+use crate::lease::{parse_lease_value, AcquireOutcome};
+use crate::noted::Noted;
 
 impl Running {
     pub(super) async fn renew(&mut self) {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tick::{Epoch, InstanceId, PartitionId};
+use crate::ids::{Epoch, InstanceId, PartitionId};
 
 /// One event on `{ns}:events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::fmt::Display;
 use tracing::{debug, info, warn};
 
 use super::handle::Counters;
-use crate::tick::{Epoch, PartitionId};
+use crate::ids::{Epoch, PartitionId};
 
 /// One thing worth a log line and a counter.
 pub(crate) enum Noted<'a> {

@@ -20,8 +20,8 @@ use super::messaging::{Envelope, MessageKind, Pending};
 use super::ownership::{OwnershipView, ViewCell};
 use crate::clock::now_ns;
 use crate::counter::Counter;
-use crate::keys::Keys;
-use crate::tick::InstanceId;
+use crate::ids::InstanceId;
+use crate::keys::ClusterKeys;
 
 /// Counters of the cluster layer, cumulative since the instance joined.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -76,7 +76,7 @@ impl Counters {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) instance: InstanceId,
-    pub(crate) keys: Keys,
+    pub(crate) keys: ClusterKeys,
     pub(crate) partitions: NonZeroU32,
     pub(crate) timings: Timings,
     pub(crate) view: ViewCell,
@@ -113,7 +113,7 @@ impl ClusterHandle {
     }
 
     /// The key namespace.
-    pub fn keys(&self) -> &Keys {
+    pub fn keys(&self) -> &ClusterKeys {
         &self.shared.keys
     }
 

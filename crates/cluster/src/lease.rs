@@ -21,8 +21,8 @@ use redis::aio::ConnectionLike;
 use redis::Script;
 
 use super::error::ClusterError;
-use crate::keys::Keys;
-use crate::tick::{Epoch, InstanceId, PartitionId};
+use crate::ids::{Epoch, InstanceId, PartitionId};
+use crate::keys::ClusterKeys;
 
 const ACQUIRE: &str = r"
 local out = {}
@@ -116,7 +116,7 @@ impl LeaseScripts {
     pub async fn acquire<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &InstanceId,
         parts: &[PartitionId],
         ttl: Duration,
@@ -164,7 +164,7 @@ impl LeaseScripts {
     pub async fn renew<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
         ttl: Duration,
@@ -178,7 +178,7 @@ impl LeaseScripts {
     pub async fn release<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
     ) -> Result<Vec<bool>, ClusterError> {
@@ -191,7 +191,7 @@ impl LeaseScripts {
         &self,
         op: &'static str,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
         ttl_ms: u64,

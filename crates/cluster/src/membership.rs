@@ -10,8 +10,8 @@ use redis::aio::ConnectionLike;
 use redis::Script;
 
 use super::error::ClusterError;
-use crate::keys::Keys;
-use crate::tick::{InstanceId, PartitionId};
+use crate::ids::{InstanceId, PartitionId};
+use crate::keys::ClusterKeys;
 
 /// Registers or refreshes a member; prunes expired ones. In `join` mode a
 /// live entry with another incarnation token is reported as `busy`.
@@ -123,7 +123,7 @@ impl Membership {
     pub async fn beat<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &Registration,
         ttl: Duration,
         join: bool,
@@ -163,7 +163,7 @@ impl Membership {
     pub async fn leave<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         me: &InstanceId,
     ) -> Result<(), ClusterError> {
         redis::pipe()
@@ -180,7 +180,7 @@ impl Membership {
     pub async fn snapshot<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         partitions: NonZeroU32,
     ) -> Result<Snapshot, ClusterError> {
         let mut inv = self.snapshot.key(keys.members());
@@ -229,7 +229,7 @@ impl Membership {
     pub async fn http_addrs<C: ConnectionLike + Send>(
         &self,
         con: &mut C,
-        keys: &Keys,
+        keys: &ClusterKeys,
         ids: &[InstanceId],
     ) -> Result<Vec<MemberInfo>, ClusterError> {
         if ids.is_empty() {

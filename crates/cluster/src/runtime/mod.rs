@@ -38,9 +38,9 @@ use super::membership::{MemberInfo, Membership, Registration};
 use super::ownership::PartitionOwner;
 use super::subscriber::Internal;
 use crate::clock::now_ms;
-use crate::cluster::noted::Noted;
+use crate::ids::{Epoch, InstanceId, PartitionId};
+use crate::noted::Noted;
 use crate::retry::Backoff;
-use crate::tick::{Epoch, InstanceId, PartitionId};
 
 /// A change of this instance's ownership, for the service that uses the
 /// cluster (in order, on a bounded channel).

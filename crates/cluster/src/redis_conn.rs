@@ -1,26 +1,20 @@
 //! Redis connection set-up in one place: every `redis::Client` of the
-//! library (cluster join, store and stats connections, the dashboard,
-//! feed-sim's owner-aware mode) is built by [`RedisConfig::client`] from
-//! the URL and the security options.
+//! cluster layer and of the service using it is built by
+//! [`RedisConfig::client`] from the URL and the security options.
 //!
 //! - Credentials: `redis://user:password@host:port/db` (an ACL user) or
-//!   `redis://:password@host:port/`; a password given separately
-//!   (`--redis-password` / `TICKSHARD_REDIS_PASSWORD`) replaces or adds the
+//!   `redis://:password@host:port/`; a password given separately (an
+//!   option or environment variable of the service) replaces or adds the
 //!   URL's password.
 //! - TLS: a `rediss://` URL. The server certificate is checked against the
-//!   system roots, or only against the CA in `--redis-ca FILE` (PEM) when
-//!   given, for a private CA.
+//!   system roots, or only against a given CA file (PEM), for a private
+//!   CA.
 //!
 //! Passwords never leave this type in text: [`RedisConfig`]'s `Debug`,
 //! [`RedisConfig::redacted_url`] and every [`RedisConfigError`] show the URL
 //! with its `user:password@` part replaced by `***@`.
 
 use std::path::PathBuf;
-
-/// Environment variable that supplies (or overrides) the Redis password.
-pub const PASSWORD_ENV: &str = "TICKSHARD_REDIS_PASSWORD";
-/// Environment variable naming a PEM CA file for `rediss://`.
-pub const CA_ENV: &str = "TICKSHARD_REDIS_CA";
 
 /// How to reach Redis: URL plus the options that are not part of it.
 #[derive(Clone, Default)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::tick::InstanceId;
+use crate::ids::InstanceId;
 
 /// Why joining or running the cluster failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Credit-based flow control of data messages between instances.
 //!
 //! A sender charges every data message it is about to send with the units
-//! it carries (a service chooses the unit: tickshard counts ticks) and
+//! it carries (a service chooses the unit: items, bytes, requests) and
 //! stamps it with the running total it has charged to that destination
 //! (the message's *mark*). The receiver, once its consumer has processed a
 //! message, reports the latest mark it consumed from each sender back to
@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handle::ClusterHandle;
 use super::messaging::MessageKind;
-use crate::tick::InstanceId;
+use crate::ids::InstanceId;
 use rustc_hash::FxHashMap;
 
 /// Units consumed from one sender that are acknowledged at once (within

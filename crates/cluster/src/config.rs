@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::aio::ConnectionLike;
 
 use super::error::ClusterError;
-use crate::keys::Keys;
-use crate::tick::InstanceId;
+use crate::ids::InstanceId;
+use crate::keys::ClusterKeys;
 
 /// Schema version stored in `{ns}:config`.
 pub const SCHEMA: &str = "1";
@@ -20,7 +20,7 @@ pub struct ClusterOptions {
     /// How to reach Redis (URL, credentials, TLS).
     pub redis: crate::redis_conn::RedisConfig,
     /// Key namespace.
-    pub keys: Keys,
+    pub keys: ClusterKeys,
     /// This instance's id (unique among live members).
     pub instance: InstanceId,
     /// Partition count P, fixed per cluster.
@@ -91,7 +91,7 @@ impl Timings {
 /// Creates `{ns}:config` if absent, then checks that it matches.
 pub async fn ensure_config<C: ConnectionLike + Send>(
     con: &mut C,
-    keys: &Keys,
+    keys: &ClusterKeys,
     partitions: NonZeroU32,
     lease: Duration,
 ) -> Result<(), ClusterError> {
@@ -113,7 +113,7 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
 
 /// Compares the stored partition count with ours.
 pub fn check_partitions(
-    keys: &Keys,
+    keys: &ClusterKeys,
     stored: Option<&str>,
     requested: NonZeroU32,
 ) -> Result<(), ClusterError> {
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn partition_check_names_both_values() {
-        let k = Keys::new("ns");
+        let k = ClusterKeys::new("ns");
         let p = NonZeroU32::new(64).unwrap();
         assert!(check_partitions(&k, Some("64"), p).is_ok());
         let e = check_partitions(&k, Some("32"), p).unwrap_err().to_string();

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::membership::MemberInfo;
-use crate::tick::{Epoch, InstanceId, PartitionId};
+use crate::ids::{Epoch, InstanceId, PartitionId};
 
 /// Who owns one partition, as this instance knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,131 @@
+//! Every Redis key and channel name of the cluster layer, built in one
+//! place ([`ClusterKeys`]). A service adds its own names beside them under
+//! the same namespace.
+//!
+//! The names are a public contract: external tools read them, so they
+//! change only together with the docs and tests.
+
+use crate::ids::{InstanceId, PartitionId};
+
+/// Every key matching `pattern` (Redis glob), found with `SCAN` so a large
+/// keyspace never blocks the server.
+pub async fn scan_matching<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut names = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        names.extend(batch);
+        if next == 0 {
+            return Ok(names);
+        }
+        cursor = next;
+    }
+}
+
+/// Builds the cluster's key and channel names under one namespace `{ns}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterKeys {
+    ns: String,
+}
+
+impl ClusterKeys {
+    /// Names under namespace `ns`.
+    pub fn new(ns: impl Into<String>) -> Self {
+        Self { ns: ns.into() }
+    }
+
+    /// The namespace itself.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// `{ns}:{suffix}`: a name of the service's own under the namespace.
+    pub fn named(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.ns)
+    }
+
+    /// `{ns}:config` hash: `partitions`, `lease_ms`, `schema`.
+    pub fn config(&self) -> String {
+        self.named("config")
+    }
+
+    /// `{ns}:members` sorted set: instance id → heartbeat expiry (ms).
+    pub fn members(&self) -> String {
+        self.named("members")
+    }
+
+    /// `{ns}:member:{id}` hash with a TTL: `http`, `pid`, `started_at_ms`.
+    pub fn member(&self, id: &InstanceId) -> String {
+        format!("{}:member:{}", self.ns, id)
+    }
+
+    /// `{ns}:lease:{p}` string: `{instance}:{epoch}`, with PX.
+    pub fn lease(&self, p: PartitionId) -> String {
+        format!("{}:lease:{}", self.ns, p)
+    }
+
+    /// Every lease key `{ns}:lease:0` .. `{ns}:lease:{partitions - 1}`,
+    /// for one `MGET` of the whole ownership.
+    pub fn all_leases(&self, partitions: u32) -> Vec<String> {
+        (0..partitions)
+            .map(|p| self.lease(PartitionId(p)))
+            .collect()
+    }
+
+    /// Prefix of all lease keys (`{ns}:lease:`), for scans.
+    pub fn lease_prefix(&self) -> String {
+        self.named("lease:")
+    }
+
+    /// `{ns}:epoch:{p}` integer: last fencing token handed out for p.
+    pub fn epoch(&self, p: PartitionId) -> String {
+        format!("{}:epoch:{}", self.ns, p)
+    }
+
+    /// `{ns}:inbox:{id}` channel: messages for one instance.
+    pub fn inbox(&self, id: &InstanceId) -> String {
+        format!("{}:inbox:{}", self.ns, id)
+    }
+
+    /// `{ns}:events` channel: membership and lease events (JSON).
+    pub fn events(&self) -> String {
+        self.named("events")
+    }
+
+    /// `{ns}:broadcast` channel: messages for every live instance.
+    pub fn broadcast(&self) -> String {
+        self.named("broadcast")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_contract() {
+        let k = ClusterKeys::new("ns");
+        let id: InstanceId = "p1".parse().unwrap();
+        let p = PartitionId(7);
+        assert_eq!(k.config(), "ns:config");
+        assert_eq!(k.members(), "ns:members");
+        assert_eq!(k.member(&id), "ns:member:p1");
+        assert_eq!(k.lease(p), "ns:lease:7");
+        assert_eq!(k.all_leases(2), ["ns:lease:0", "ns:lease:1"]);
+        assert_eq!(k.epoch(p), "ns:epoch:7");
+        assert_eq!(k.inbox(&id), "ns:inbox:p1");
+        assert_eq!(k.events(), "ns:events");
+        assert_eq!(k.broadcast(), "ns:broadcast");
+        assert_eq!(k.named("x:1"), "ns:x:1");
+    }
+}
