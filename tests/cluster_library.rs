@@ -15,7 +15,7 @@ use support::{connect, redis, wait_until, RedisServer};
 use tickshard::cluster::keys::ClusterKeys;
 use tickshard::cluster::{
     Cluster, ClusterChannels, ClusterError, ClusterEvent, ClusterHandle, ClusterOptions,
-    InboxMessage, OwnershipChange, RequestError,
+    FencedScript, FencedWrite, InboxMessage, OwnershipChange, RequestError, WriteOutcome,
 };
 use tickshard::tick::{Epoch, InstanceId, PartitionId};
 use tokio::sync::mpsc;
@@ -467,4 +467,97 @@ async fn a_handover_without_ack_is_released_after_a_bounded_wait() {
     assert_eq!(a.handle.metrics().handover_ack_timeouts, 4);
     assert_eq!(a.handle.metrics().leases_released, 4);
     assert_eq!(a.handle.metrics().leases_lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_every_live_instance_including_the_sender() {
+    let server = redis();
+    let a = start(&server, "a", 2000).await;
+    let b = start(&server, "b", 2000).await;
+    let mut at_a = a.handle.broadcasts();
+    let mut at_b = b.handle.broadcasts();
+    let mut con = connect(&server).await;
+    support::wait_subscribers(&con, &lib().broadcast(), 2, Duration::from_secs(5)).await;
+    let reached = a
+        .handle
+        .broadcast(Bytes::from_static(b"hello all"))
+        .await
+        .unwrap();
+    assert_eq!(reached, 2);
+    for rx in [&mut at_a, &mut at_b] {
+        let m = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.from.as_str(), &m.payload[..]), ("a", &b"hello all"[..]));
+    }
+    // Something that is not a broadcast envelope on the channel: counted,
+    // ignored, and the next broadcast still arrives.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(lib().broadcast())
+        .arg(&b"junk"[..])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    b.handle.broadcast(Bytes::from_static(b"2")).await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(2), at_a.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.from.as_str(), &m.payload[..]), ("b", &b"2"[..]));
+    wait_until(Duration::from_secs(2), "the junk is counted", || async {
+        a.handle.metrics().bad_inbox_messages >= 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_write_runs_once_per_id_and_only_for_the_owner() {
+    let server = redis();
+    let a = start(&server, "a", 2000).await;
+    let p = PartitionId(3);
+    let epoch = tickshard_testkit::wait_for(Duration::from_secs(10), "a owns p3", || {
+        let e = a.handle.view().owned_epoch(p, Instant::now());
+        async move { e }
+    })
+    .await;
+    let add = FencedScript::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    let total = lib().named("total:3");
+    let write = |id: &'static str, epoch: Epoch, amount: &str| FencedWrite {
+        partition: p,
+        epoch,
+        id: Some(id),
+        retention: None,
+        keys: vec![total.clone()],
+        args: vec![amount.as_bytes().to_vec()],
+    };
+    let run = |w: FencedWrite<'static>| {
+        let (h, add) = (a.handle.clone(), add.clone());
+        async move { h.fenced_write(&add, &w).await.unwrap() }
+    };
+    assert_eq!(
+        run(write("r1", epoch, "5")).await,
+        WriteOutcome::Applied(Bytes::from_static(b"5"))
+    );
+    assert_eq!(
+        run(write("r1", epoch, "5")).await,
+        WriteOutcome::Duplicate(Bytes::from_static(b"5")),
+        "the same id again changes nothing"
+    );
+    assert_eq!(
+        run(write("r2", epoch, "2")).await,
+        WriteOutcome::Applied(Bytes::from_static(b"7"))
+    );
+    assert_eq!(
+        run(write("r3", Epoch(epoch.0 + 1), "100")).await,
+        WriteOutcome::NotOwner,
+        "a write at an epoch we do not hold is refused"
+    );
+    let mut con = connect(&server).await;
+    let stored: i64 = redis::cmd("GET")
+        .arg(&total)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(stored, 7);
 }

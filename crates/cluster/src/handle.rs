@@ -15,6 +15,7 @@ use super::config::Timings;
 use super::credit::Credits;
 use super::error::{ClusterError, RequestError};
 use super::events::ClusterEvent;
+use super::fenced::{FencedScript, FencedWrite, WriteOutcome};
 use super::membership::MemberInfo;
 use super::messaging::{Envelope, MessageKind, Pending};
 use super::ownership::{OwnershipView, ViewCell};
@@ -82,6 +83,7 @@ pub(crate) struct Shared {
     pub(crate) view: ViewCell,
     pub(crate) counters: Counters,
     pub(crate) events: broadcast::Sender<ClusterEvent>,
+    pub(crate) broadcasts: broadcast::Sender<BroadcastMessage>,
     pub(crate) pending: Pending,
     pub(crate) next_correlation: AtomicU64,
     /// Connection for messages, separate from the lease connection so a
@@ -148,6 +150,23 @@ impl ClusterHandle {
         self.shared.events.subscribe()
     }
 
+    /// Messages broadcast by any instance, this one included, in the order
+    /// this instance received them. A receiver that falls more than 1024
+    /// messages behind loses the oldest (`Lagged`).
+    pub fn broadcasts(&self) -> broadcast::Receiver<BroadcastMessage> {
+        self.shared.broadcasts.subscribe()
+    }
+
+    /// Sends `payload` to every live instance (this one included) on
+    /// `{ns}:broadcast`; returns how many received it. Like all pub/sub,
+    /// at most once: an instance that is disconnected at that moment
+    /// misses it.
+    pub async fn broadcast(&self, payload: Bytes) -> Result<usize, ClusterError> {
+        let channel = self.shared.keys.broadcast();
+        self.publish_on(channel, MessageKind::Broadcast, 0, 0, payload)
+            .await
+    }
+
     /// Sends `payload` to `to`'s inbox; returns how many subscribers got
     /// it (0: nobody is listening, the message is gone).
     pub async fn send(
@@ -203,6 +222,26 @@ impl ClusterHandle {
         }
     }
 
+    /// Runs `write` with `script` (see [`fenced`](crate::fenced)): only
+    /// while this instance holds the partition at the write's epoch, and at
+    /// most once per idempotency id. Bounded by the operation timeout.
+    pub async fn fenced_write(
+        &self,
+        script: &FencedScript,
+        write: &FencedWrite<'_>,
+    ) -> Result<WriteOutcome, ClusterError> {
+        let mut con = self.shared.publisher.clone();
+        let after = self.shared.timings.op_timeout;
+        let run = write.run(script, &mut con, &self.shared.keys, &self.shared.instance);
+        match tokio::time::timeout(after, run).await {
+            Ok(r) => r,
+            Err(_) => Err(ClusterError::Timeout {
+                op: "fenced write",
+                after,
+            }),
+        }
+    }
+
     /// Sends a request to `to` and waits for its reply.
     pub async fn request(
         &self,
@@ -241,6 +280,19 @@ impl ClusterHandle {
         correlation: u64,
         payload: Bytes,
     ) -> Result<usize, ClusterError> {
+        let channel = self.shared.keys.inbox(to);
+        self.publish_on(channel, kind, hops, correlation, payload)
+            .await
+    }
+
+    async fn publish_on(
+        &self,
+        channel: String,
+        kind: MessageKind,
+        hops: u8,
+        correlation: u64,
+        payload: Bytes,
+    ) -> Result<usize, ClusterError> {
         let env = Envelope {
             kind,
             hops,
@@ -252,7 +304,7 @@ impl ClusterHandle {
         let mut con = self.shared.publisher.clone();
         let after = self.shared.timings.op_timeout;
         let cmd = redis::cmd("PUBLISH")
-            .arg(self.shared.keys.inbox(to))
+            .arg(channel)
             .arg(env.encode().as_ref())
             .to_owned();
         match tokio::time::timeout(after, cmd.query_async::<usize>(&mut con)).await {
@@ -288,6 +340,17 @@ pub struct InboxMessage {
     /// Flow-control mark (0 when the sender did not charge it); pass the
     /// message to [`ClusterHandle::consumed`] once processed.
     pub mark: u64,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// A message from [`ClusterHandle::broadcast`].
+#[derive(Debug, Clone)]
+pub struct BroadcastMessage {
+    /// Sender.
+    pub from: InstanceId,
+    /// Sender's wall clock at send, ns since the Unix epoch.
+    pub sent_ns: u64,
     /// The payload.
     pub payload: Bytes,
 }

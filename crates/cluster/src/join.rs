@@ -112,6 +112,7 @@ impl Cluster {
 
         let partitions = opts.partitions.get() as usize;
         let (events, _) = broadcast::channel(1024);
+        let (broadcasts, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             instance: opts.instance.clone(),
             keys: opts.keys.clone(),
@@ -120,6 +121,7 @@ impl Cluster {
             view: ViewCell::new(partitions),
             counters: Counters::default(),
             events,
+            broadcasts,
             pending: Pending::default(),
             next_correlation: AtomicU64::new(rand::random::<u64>() >> 1),
             publisher,

@@ -20,6 +20,8 @@
 //! - [`ownership`]: the ownership view handed to the data path.
 //! - [`events`]: the JSON events on `{ns}:events`.
 //! - [`messaging`]: the inbox envelope and request/reply pairing.
+//! - [`fenced`]: a service's own write over one partition's keys, run only
+//!   by the owner at its epoch and at most once per idempotency id.
 //! - [`credit`]: credit-based flow control of data messages (charge on
 //!   send, cumulative acks from the consumer), so a slow receiver slows
 //!   its senders instead of growing Redis's buffers.
@@ -63,6 +65,7 @@ pub mod counter;
 pub mod credit;
 pub mod error;
 pub mod events;
+pub mod fenced;
 mod handle;
 pub mod ids;
 mod join;
@@ -82,7 +85,8 @@ use tokio::sync::mpsc;
 pub use config::ClusterOptions;
 pub use error::{ClusterError, RequestError};
 pub use events::ClusterEvent;
-pub use handle::{ClusterHandle, ClusterMetrics, InboxMessage, IncomingRequest};
+pub use fenced::{FencedScript, FencedWrite, WriteOutcome};
+pub use handle::{BroadcastMessage, ClusterHandle, ClusterMetrics, InboxMessage, IncomingRequest};
 pub use membership::MemberInfo;
 pub use ownership::{OwnershipView, PartitionOwner};
 pub use runtime::{ClusterRuntime, OwnershipChange};

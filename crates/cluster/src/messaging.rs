@@ -45,6 +45,8 @@ pub enum MessageKind {
     Reply,
     /// Flow control: the receiver consumed data up to a mark.
     Ack,
+    /// A message for every live instance (on `{ns}:broadcast`).
+    Broadcast,
 }
 
 impl MessageKind {
@@ -54,6 +56,7 @@ impl MessageKind {
             Self::Request => 2,
             Self::Reply => 3,
             Self::Ack => 4,
+            Self::Broadcast => 5,
         }
     }
 }
@@ -142,6 +145,7 @@ impl Envelope {
             2 => MessageKind::Request,
             3 => MessageKind::Reply,
             4 => MessageKind::Ack,
+            5 => MessageKind::Broadcast,
             k => return Err(EnvelopeError::Kind(k)),
         };
         let hops = raw[4];

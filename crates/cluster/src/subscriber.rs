@@ -1,8 +1,8 @@
-//! The one pub/sub connection: `{ns}:inbox:{me}` and `{ns}:events`.
-//! Decodes each message once and routes it: data to the inbox channel,
-//! requests to the request channel, replies to their waiting request,
-//! flow-control acks to the credit counters,
-//! events to the broadcast and to the runtime. Garbage is counted and
+//! The one pub/sub connection: `{ns}:inbox:{me}`, `{ns}:events` and
+//! `{ns}:broadcast`. Decodes each message once and routes it: data to the
+//! inbox channel, requests to the request channel, replies to their
+//! waiting request, flow-control acks to the credit counters, broadcasts
+//! to their subscribers, events to their subscribers and to the runtime. Garbage is counted and
 //! dropped. When the connection ends it reconnects with capped backoff and
 //! tells the runtime to re-read everything (pub/sub is at-most-once).
 
@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::error::ClusterError;
 use super::events::ClusterEvent;
-use super::handle::{ClusterHandle, InboxMessage, IncomingRequest, Shared};
+use super::handle::{BroadcastMessage, ClusterHandle, InboxMessage, IncomingRequest, Shared};
 use super::messaging::{Envelope, MessageKind};
 use crate::noted::Noted;
 
@@ -40,6 +40,7 @@ pub(crate) async fn subscribe(
         let mut ps = client.get_async_pubsub().await?;
         ps.subscribe(shared.keys.inbox(&shared.instance)).await?;
         ps.subscribe(shared.keys.events()).await?;
+        ps.subscribe(shared.keys.broadcast()).await?;
         Ok::<_, redis::RedisError>(ps)
     };
     match tokio::time::timeout(after, fut).await {
@@ -66,6 +67,7 @@ impl Subscriber {
         let shared = Arc::clone(&self.handle.shared);
         let inbox_channel = shared.keys.inbox(&shared.instance);
         let events_channel = shared.keys.events();
+        let broadcast_channel = shared.keys.broadcast();
         let mut conn = Some(first);
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -109,6 +111,8 @@ impl Subscriber {
                     self.on_event(&raw, &cancel).await;
                 } else if channel == inbox_channel {
                     self.on_inbox(raw, &cancel).await;
+                } else if channel == broadcast_channel {
+                    self.on_broadcast(raw);
                 }
             }
         }
@@ -130,6 +134,25 @@ impl Subscriber {
             Err(e) => {
                 Noted::BadEvent { error: &e }.emit(&shared.counters);
             }
+        }
+    }
+
+    fn on_broadcast(&self, raw: bytes::Bytes) {
+        let shared = &self.handle.shared;
+        match Envelope::decode(raw) {
+            Ok(env) if env.kind == MessageKind::Broadcast => {
+                // No receiver is fine: nobody subscribed.
+                let _ = shared.broadcasts.send(BroadcastMessage {
+                    from: env.from,
+                    sent_ns: env.sent_ns,
+                    payload: env.payload,
+                });
+            }
+            Ok(env) => Noted::BadInboxMessage {
+                error: &format_args!("a {:?} message on the broadcast channel", env.kind),
+            }
+            .emit(&shared.counters),
+            Err(e) => Noted::BadInboxMessage { error: &e }.emit(&shared.counters),
         }
     }
 
@@ -183,6 +206,10 @@ impl Subscriber {
                         .send_modify(|v| *v = v.wrapping_add(1));
                 }
             }
+            MessageKind::Broadcast => Noted::BadInboxMessage {
+                error: &"a broadcast sent to an inbox",
+            }
+            .emit(&shared.counters),
         }
     }
 }
