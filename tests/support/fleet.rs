@@ -148,10 +148,42 @@ pub async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 /// An HTTP GET with extra header lines (each ending in `\r\n`): status
 /// code, response head and body; `None` on any failure or after 5 s.
 pub async fn http_get_with(addr: &str, path: &str, headers: &str) -> Option<(u16, String, String)> {
+    http_request(addr, "GET", path, headers, "").await
+}
+
+/// A plain HTTP POST of a JSON body: status code and body.
+pub async fn http_post(addr: &str, path: &str, json: &str) -> Option<(u16, String)> {
+    http_request(
+        addr,
+        "POST",
+        path,
+        "Content-Type: application/json\r\n",
+        json,
+    )
+    .await
+    .map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP/1.1 request with extra header lines (each ending in `\r\n`)
+/// and a body: status code, response head and body; `None` on any failure
+/// or after 5 s.
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String, String)> {
     let fetch = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n");
+        let length = if body.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Length: {}\r\n", body.len())
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}{length}\r\n{body}"
+        );
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.ok()?;

@@ -139,6 +139,13 @@ impl ClusterHandle {
         self.view().members().to_vec()
     }
 
+    /// A connection to the cluster's Redis (multiplexed, reconnecting) for
+    /// the service's own reads; writes that must be fenced go through
+    /// [`Self::fenced_write`].
+    pub fn redis(&self) -> ConnectionManager {
+        self.shared.publisher.clone()
+    }
+
     /// Counters.
     pub fn metrics(&self) -> ClusterMetrics {
         self.shared.counters.snapshot()

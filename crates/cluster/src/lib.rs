@@ -16,6 +16,7 @@
 //! - [`config`]: join options, derived timings, `{ns}:config`.
 //! - [`membership`]: heartbeats, pruning, unique ids, the full read.
 //! - [`lease`]: the acquire / renew / release Lua scripts (fencing).
+//! - [`partition`]: which partition a key of the service belongs to.
 //! - [`assign`]: the pure assignment and planning decision.
 //! - [`ownership`]: the ownership view handed to the data path.
 //! - [`events`]: the JSON events on `{ns}:events`.
@@ -75,6 +76,7 @@ pub mod membership;
 pub mod messaging;
 mod noted;
 pub mod ownership;
+pub mod partition;
 pub mod redis_conn;
 pub mod retry;
 pub mod runtime;
