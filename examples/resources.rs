@@ -255,7 +255,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// An id that is safe in a key: 1-128 characters of `A-Z a-z 0-9 _ . -`.
-fn valid_id(what: &str, id: &str) -> Result<(), Response> {
+fn valid_id(what: &str, id: &str) -> Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID
         && id
@@ -264,9 +264,8 @@ fn valid_id(what: &str, id: &str) -> Result<(), Response> {
     if ok {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("{what} must be 1-{MAX_ID} characters of A-Z a-z 0-9 _ . -"),
+        Err(format!(
+            "{what} must be 1-{MAX_ID} characters of A-Z a-z 0-9 _ . -"
         ))
     }
 }
@@ -279,8 +278,8 @@ struct ApplyBody {
 }
 
 async fn apply(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = valid_id("the resource id", &id) {
-        return r;
+    if let Err(e) = valid_id("the resource id", &id) {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     let body: ApplyBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -291,8 +290,8 @@ async fn apply(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> R
             )
         }
     };
-    if let Err(r) = valid_id("request_id", &body.request_id) {
-        return r;
+    if let Err(e) = valid_id("request_id", &body.request_id) {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     let ask = Ask::Apply {
         resource: id.clone(),
@@ -303,8 +302,8 @@ async fn apply(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> R
 }
 
 async fn read(State(app): State<App>, Path(id): Path<String>) -> Response {
-    if let Err(r) = valid_id("the resource id", &id) {
-        return r;
+    if let Err(e) = valid_id("the resource id", &id) {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     let ask = Ask::Get {
         resource: id.clone(),

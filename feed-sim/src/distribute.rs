@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use tickshard::tick::Tick;
 
 use crate::cli::Mode;
-use crate::owner_map::OwnerMap;
+use tickshard::cluster::observer::OwnershipMap;
 
 /// Picks one of `n` connections per batch.
 #[derive(Debug, Clone)]
@@ -60,13 +60,14 @@ pub struct Split {
 /// the feed order.
 pub fn split_by_owner(
     ticks: Vec<Tick>,
-    owners: &OwnerMap,
+    owners: &OwnershipMap,
     conn_of: &HashMap<String, usize>,
 ) -> Split {
     let mut split = Split::default();
     let mut slot: HashMap<usize, usize> = HashMap::new();
     for t in ticks {
-        match owners.owner_of(&t.symbol).and_then(|o| conn_of.get(o)) {
+        let owner = owners.holder_of_key(t.symbol.as_bytes());
+        match owner.and_then(|o| conn_of.get(o.instance.as_str())) {
             Some(&conn) => {
                 let k = *slot.entry(conn).or_insert_with(|| {
                     split.to_owner.push((conn, Vec::new()));
@@ -83,10 +84,10 @@ pub fn split_by_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::owner_map::Owner;
     use std::num::NonZeroU32;
+    use tickshard::cluster::observer::Holder;
     use tickshard::partition::partition_of;
-    use tickshard::tick::{Price, Symbol};
+    use tickshard::tick::{PartitionId, Price, Symbol};
 
     #[test]
     fn round_robin_cycles_and_adapts_to_size() {
@@ -122,31 +123,10 @@ mod tests {
     fn owner_split_sends_to_owners_and_falls_back() {
         let p = NonZeroU32::new(64).unwrap();
         let part = |s: &str| partition_of(&s.parse::<Symbol>().unwrap(), p).0;
-        let mut owners = OwnerMap {
-            partitions: Some(p),
-            ..OwnerMap::default()
-        };
-        owners.owners.insert(
-            part("AAPL"),
-            Owner {
-                instance: "p1".into(),
-                epoch: 1,
-            },
-        );
-        owners.owners.insert(
-            part("MSFT"),
-            Owner {
-                instance: "p2".into(),
-                epoch: 1,
-            },
-        );
-        owners.owners.insert(
-            part("ES"),
-            Owner {
-                instance: "gone".into(),
-                epoch: 1,
-            },
-        );
+        let mut owners = OwnershipMap::new(Some(p));
+        owners.set(PartitionId(part("AAPL")), Holder::parse("p1:1"));
+        owners.set(PartitionId(part("MSFT")), Holder::parse("p2:1"));
+        owners.set(PartitionId(part("ES")), Holder::parse("gone:1"));
         let conns = HashMap::from([("p1".to_owned(), 0), ("p2".to_owned(), 1)]);
         let ticks = vec![
             tick("AAPL", 1),

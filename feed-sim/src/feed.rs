@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::Mode;
 use crate::distribute::{split_by_owner, Picker};
 use crate::hub::ConnHandle;
-use crate::owner_map::OwnerMap;
 use crate::pacing::{ReplayClock, TokenBucket};
 use crate::source::{BadRows, NewTick, Source};
 use crate::state::Shared;
 use tickshard::clock::now_ns;
+use tickshard::cluster::observer::OwnershipMap;
 use tickshard::truth::GroundTruth;
 
 /// Shortest wait of a paced feed: at a fixed rate it sends what accrued
@@ -81,7 +81,7 @@ pub struct FeedLoop {
     conns: Vec<ConnHandle>,
     conn_of: HashMap<String, usize>,
     hub_rx: watch::Receiver<u64>,
-    owners: Option<watch::Receiver<Arc<OwnerMap>>>,
+    owners: Option<watch::Receiver<Arc<OwnershipMap>>>,
     returns: mpsc::UnboundedReceiver<Vec<Tick>>,
     truth: GroundTruth,
     bucket: Option<TokenBucket>,
@@ -96,7 +96,7 @@ impl FeedLoop {
         shared: Arc<Shared>,
         source: Source,
         cfg: LoopConfig,
-        owners: Option<watch::Receiver<Arc<OwnerMap>>>,
+        owners: Option<watch::Receiver<Arc<OwnershipMap>>>,
         returns: mpsc::UnboundedReceiver<Vec<Tick>>,
         shutdown: CancellationToken,
     ) -> Self {

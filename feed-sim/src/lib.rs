@@ -14,8 +14,9 @@
 //!   [`source`].
 //! - [`pacing`]: token bucket for `--rate`, replay clock for `--speed`.
 //! - [`replay_store`]: numbering and the compact per-symbol tick store.
-//! - Distribution: [`distribute`] (pure decisions), [`owner_map`] (pure
-//!   owner view) fed by [`owners`] (Redis I/O), [`hub`] (live connections).
+//! - Distribution: [`distribute`] (pure decisions) over the cluster
+//!   layer's ownership map, kept current by [`owners`] (its observer),
+//!   [`hub`] (live connections).
 //! - [`feed`]: the loop source → store → distribution.
 //! - [`server`] and [`connection`]: WebSocket accept loop and clients.
 //! - [`announce`]: `seqs` messages.
@@ -38,7 +39,6 @@ pub mod feed;
 pub mod generator;
 pub mod hub;
 pub mod metrics;
-pub mod owner_map;
 pub mod owners;
 pub mod pacing;
 pub mod replay_store;
@@ -100,7 +100,7 @@ pub enum FeedError {
         /// URL, without credentials.
         url: String,
         /// Error.
-        source: owners::ConnectError,
+        source: tickshard::cluster::ClusterError,
     },
     /// The record file could not be written.
     #[error("cannot write the record {path}: {source}")]
@@ -118,7 +118,10 @@ pub struct Feed {
     listener: TcpListener,
     metrics: Option<TcpListener>,
     source: Source,
-    owners: Option<(redis::Client, Keys, owner_map::OwnerMap)>,
+    owners: Option<(
+        tickshard::cluster::observer::Observer,
+        tickshard::cluster::observer::OwnershipMap,
+    )>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -154,14 +157,14 @@ impl Feed {
         let owners = match (&config.mode, &config.redis) {
             (Mode::OwnerAware, Some(redis)) => {
                 let keys = Keys::new(&config.cluster);
-                let (client, map) =
+                let (observer, map) =
                     owners::connect(redis, &keys)
                         .await
                         .map_err(|source| FeedError::Redis {
                             url: redis.redacted_url(),
                             source,
                         })?;
-                Some((client, keys, map))
+                Some((observer, map))
             }
             _ => None,
         };
@@ -237,11 +240,10 @@ impl Feed {
             done_rx,
             tasks.clone(),
         ));
-        let owners_rx = self.owners.map(|(client, keys, map)| {
+        let owners_rx = self.owners.map(|(observer, map)| {
             let (tx, rx) = watch::channel(Arc::new(map));
             tokio::spawn(owners::run(
-                client,
-                keys,
+                observer,
                 config.owner_poll,
                 tx,
                 shared.clone(),

@@ -6,7 +6,10 @@
 //! [`History`], whose points read the same buckets as the cards.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
 
+use crate::cluster::observer::{Holder, OwnershipMap};
+use crate::cluster::ClusterEvent;
 use crate::dashboard::history::{History, Rates};
 use crate::dashboard::latency::ClusterLatency;
 use crate::dashboard::model::{
@@ -15,7 +18,7 @@ use crate::dashboard::model::{
 };
 use crate::dashboard::window::counter_rate;
 use crate::stats::{CounterValues, HotSymbol, LatencyKind, StatsSnapshot};
-use crate::tick::InstanceId;
+use crate::tick::{InstanceId, PartitionId};
 
 pub use crate::dashboard::history::HISTORY_POINTS;
 pub use crate::dashboard::latency::LATENCY_WINDOW_S;
@@ -30,27 +33,6 @@ pub const HOT_SYMBOLS: usize = 12;
 pub const STATS_ALIVE_MS: u64 = 3_000;
 /// A dead instance stays listed this long.
 pub const FORGET_AFTER_MS: u64 = 30_000;
-
-/// One lease as read from `{ns}:lease:{p}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// Holder.
-    pub instance: String,
-    /// Fencing epoch.
-    pub epoch: u64,
-}
-
-/// Parses a lease value `"{instance}:{epoch}"`.
-pub fn parse_lease(value: &str) -> Option<Lease> {
-    let (instance, epoch) = value.rsplit_once(':')?;
-    if instance.is_empty() {
-        return None;
-    }
-    Some(Lease {
-        instance: instance.to_string(),
-        epoch: epoch.parse().ok()?,
-    })
-}
 
 /// One round of the lease/member poll.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,7 +71,8 @@ pub struct ClusterView {
     members: BTreeMap<String, Member>,
     /// Local-clock offset: redis_now - local_now at the last poll.
     redis_skew_ms: i64,
-    leases: Vec<Option<Lease>>,
+    /// Who holds which partition: the last poll, patched by events.
+    ownership: OwnershipMap,
     events: VecDeque<EventRecord>,
     latency: ClusterLatency,
     history: History,
@@ -118,7 +101,7 @@ impl ClusterView {
             instances: BTreeMap::new(),
             members: BTreeMap::new(),
             redis_skew_ms: 0,
-            leases: Vec::new(),
+            ownership: OwnershipMap::default(),
             events: VecDeque::new(),
             latency: ClusterLatency::new(seconds),
             history: History::new(),
@@ -194,9 +177,9 @@ impl ClusterView {
 
     /// A payload from `{ns}:events`: applied and logged, or counted.
     pub fn on_event_payload(&mut self, payload: &str) -> bool {
-        match EventRecord::parse_cluster_event(payload) {
+        match ClusterEvent::parse(payload.as_bytes()) {
             Ok(e) => {
-                self.on_event(e);
+                self.on_event(&e);
                 true
             }
             Err(_) => {
@@ -206,35 +189,15 @@ impl ClusterView {
         }
     }
 
-    /// A parsed cluster event: updates the partition map at once (the next
-    /// poll confirms it) and goes to the log.
-    pub fn on_event(&mut self, e: EventRecord) {
+    /// A cluster event: updates the partition map at once (the next poll
+    /// confirms it) and goes to the log.
+    pub fn on_event(&mut self, e: &ClusterEvent) {
         self.health.event_messages += 1;
-        if let (Some(p), Some(instance), Some(epoch)) = (e.partition, e.instance.as_ref(), e.epoch)
-        {
-            if let Some(slot) = self.leases.get_mut(p as usize) {
-                match e.kind.as_str() {
-                    "lease_acquired" if slot.as_ref().is_none_or(|l| l.epoch <= epoch) => {
-                        *slot = Some(Lease {
-                            instance: instance.clone(),
-                            epoch,
-                        });
-                    }
-                    "lease_released" | "lease_lost"
-                        if slot.as_ref().is_some_and(|l| l.epoch == epoch) =>
-                    {
-                        *slot = None;
-                    }
-                    _ => {}
-                }
-            }
+        self.ownership.apply(e);
+        if let ClusterEvent::MemberLeft { instance, .. } = e {
+            self.members.remove(instance.as_str());
         }
-        if e.kind == "member_left" {
-            if let Some(id) = &e.instance {
-                self.members.remove(id);
-            }
-        }
-        self.push_event(e);
+        self.push_event(EventRecord::from(e));
     }
 
     fn push_event(&mut self, e: EventRecord) {
@@ -266,16 +229,17 @@ impl ClusterView {
     pub fn on_poll(&mut self, now_ms: u64, poll: PollResult) {
         self.poll_up = true;
         self.redis_skew_ms = poll.redis_now_ms as i64 - now_ms as i64;
-        if let Some(p) = poll.partitions {
-            let p = p as usize;
-            self.leases = (0..p)
-                .map(|i| {
-                    poll.leases
-                        .get(i)
-                        .and_then(|v| v.as_deref())
-                        .and_then(parse_lease)
-                })
-                .collect();
+        if let Some(p) = poll.partitions.and_then(NonZeroU32::new) {
+            let mut ownership = OwnershipMap::new(Some(p));
+            for i in 0..p.get() {
+                let holder = poll
+                    .leases
+                    .get(i as usize)
+                    .and_then(|v| v.as_deref())
+                    .and_then(Holder::parse);
+                ownership.set(PartitionId(i), holder);
+            }
+            self.ownership = ownership;
         }
         self.members = poll
             .members
@@ -285,6 +249,12 @@ impl ClusterView {
                 (id, Member { expiry_ms, http })
             })
             .collect();
+    }
+
+    /// Every partition of the cluster (none while P is unknown).
+    fn partition_ids(&self) -> impl Iterator<Item = PartitionId> {
+        let p = self.ownership.partitions.map_or(0, NonZeroU32::get);
+        (0..p).map(PartitionId)
     }
 
     fn redis_now(&self, now_ms: u64) -> u64 {
@@ -313,8 +283,8 @@ impl ClusterView {
     fn rows(&self, now_ms: u64) -> Vec<InstanceView> {
         let redis_now = self.redis_now(now_ms);
         let mut owned: BTreeMap<&str, u32> = BTreeMap::new();
-        for l in self.leases.iter().flatten() {
-            *owned.entry(l.instance.as_str()).or_default() += 1;
+        for (_, h) in self.ownership.holders() {
+            *owned.entry(h.instance.as_str()).or_default() += 1;
         }
         let mut ids: Vec<&str> = self.instances.keys().map(String::as_str).collect();
         ids.extend(self.members.keys().map(String::as_str));
@@ -444,14 +414,12 @@ impl ClusterView {
             kind: SnapshotType::Snapshot,
             ts_ms: now_ms,
             partitions: self
-                .leases
-                .iter()
-                .map(|l| l.as_ref().map(|l| l.instance.clone()))
+                .partition_ids()
+                .map(|p| self.ownership.holder(p).map(|h| h.instance.to_string()))
                 .collect(),
             epochs: self
-                .leases
-                .iter()
-                .map(|l| l.as_ref().map(|l| l.epoch))
+                .partition_ids()
+                .map(|p| self.ownership.holder(p).map(|h| h.epoch.0))
                 .collect(),
             ticks_per_s,
             latency_us: lat(LatencyKind::E2e),

@@ -29,24 +29,6 @@ fn poll(p: u32, leases: &[Option<&str>], members: &[(&str, u64)]) -> PollResult 
 }
 
 #[test]
-fn parses_lease_values() {
-    assert_eq!(
-        parse_lease("p1:12"),
-        Some(Lease {
-            instance: "p1".into(),
-            epoch: 12
-        })
-    );
-    assert_eq!(
-        parse_lease("a.b-c:0").map(|l| l.instance),
-        Some("a.b-c".into())
-    );
-    assert_eq!(parse_lease("p1"), None);
-    assert_eq!(parse_lease(":3"), None);
-    assert_eq!(parse_lease("p1:x"), None);
-}
-
-#[test]
 fn builds_rows_rates_map_and_latency() {
     let mut v = ClusterView::new();
     let now = 10_000;

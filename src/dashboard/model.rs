@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterEvent;
 use crate::stats::HotSymbol;
 
 /// The `"type":"snapshot"` tag.
@@ -210,42 +211,43 @@ pub struct EventRecord {
     pub message: Option<String>,
 }
 
-/// The event kinds processors publish.
-pub const CLUSTER_EVENT_KINDS: [&str; 5] = [
-    "member_joined",
-    "member_left",
-    "lease_acquired",
-    "lease_released",
-    "lease_lost",
-];
-
-/// Why an `{ns}:events` payload was ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventReject {
-    /// Not JSON of the event shape.
-    Garbage,
-    /// A well-formed event of a kind this dashboard does not know.
-    UnknownKind,
-    /// A lease event without its partition/instance/epoch, or a member
-    /// event without its instance.
-    MissingField,
+impl From<&ClusterEvent> for EventRecord {
+    fn from(e: &ClusterEvent) -> Self {
+        let (ts_ms, partition, epoch) = match e {
+            ClusterEvent::MemberJoined { ts_ms, .. } | ClusterEvent::MemberLeft { ts_ms, .. } => {
+                (*ts_ms, None, None)
+            }
+            ClusterEvent::LeaseAcquired {
+                ts_ms,
+                partition,
+                epoch,
+                ..
+            }
+            | ClusterEvent::LeaseReleased {
+                ts_ms,
+                partition,
+                epoch,
+                ..
+            }
+            | ClusterEvent::LeaseLost {
+                ts_ms,
+                partition,
+                epoch,
+                ..
+            } => (*ts_ms, Some(partition.0), Some(epoch.0)),
+        };
+        Self {
+            ts_ms,
+            kind: e.kind().to_string(),
+            partition,
+            instance: Some(e.instance().to_string()),
+            epoch,
+            message: None,
+        }
+    }
 }
 
 impl EventRecord {
-    /// Parses one `{ns}:events` payload, accepting only the known kinds
-    /// with the fields they need.
-    pub fn parse_cluster_event(payload: &str) -> Result<Self, EventReject> {
-        let e: EventRecord = serde_json::from_str(payload).map_err(|_| EventReject::Garbage)?;
-        if !CLUSTER_EVENT_KINDS.contains(&e.kind.as_str()) {
-            return Err(EventReject::UnknownKind);
-        }
-        let lease = e.kind.starts_with("lease_");
-        if e.instance.is_none() || (lease && (e.partition.is_none() || e.epoch.is_none())) {
-            return Err(EventReject::MissingField);
-        }
-        Ok(e)
-    }
-
     /// A dashboard-made event.
     pub fn local(ts_ms: u64, kind: &str, message: impl Into<String>) -> Self {
         Self {
@@ -264,43 +266,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_agreed_events() {
-        let e = EventRecord::parse_cluster_event(
+    fn cluster_events_become_log_records() {
+        let parse = |j: &str| EventRecord::from(&ClusterEvent::parse(j.as_bytes()).unwrap());
+        let e = parse(
             r#"{"kind":"lease_acquired","ts_ms":5,"partition":7,"instance":"p2","epoch":12}"#,
-        )
-        .unwrap();
-        assert_eq!(e.partition, Some(7));
-        assert_eq!(e.epoch, Some(12));
-        let e = EventRecord::parse_cluster_event(
-            r#"{"kind":"member_joined","ts_ms":1,"instance":"p2"}"#,
-        )
-        .unwrap();
-        assert_eq!(e.instance.as_deref(), Some("p2"));
-    }
-
-    #[test]
-    fn rejects_garbage_unknown_and_incomplete() {
-        use EventReject::*;
-        let cases = [
-            ("nope", Garbage),
-            ("[]", Garbage),
-            (r#"{"kind":"x"}"#, Garbage),
-            (
-                r#"{"kind":"weather","ts_ms":1,"instance":"p"}"#,
-                UnknownKind,
-            ),
-            (
-                r#"{"kind":"lease_lost","ts_ms":1,"instance":"p"}"#,
-                MissingField,
-            ),
-            (r#"{"kind":"member_left","ts_ms":1}"#, MissingField),
-        ];
-        for (payload, want) in cases {
-            assert_eq!(
-                EventRecord::parse_cluster_event(payload),
-                Err(want),
-                "{payload}"
-            );
+        );
+        assert_eq!(
+            (e.kind.as_str(), e.ts_ms, e.partition, e.epoch),
+            ("lease_acquired", 5, Some(7), Some(12))
+        );
+        let e = parse(r#"{"kind":"member_joined","ts_ms":1,"instance":"p2"}"#);
+        assert_eq!((e.instance.as_deref(), e.partition), (Some("p2"), None));
+        // Garbage, unknown kinds and missing fields are refused by the one
+        // parser (and counted by the caller).
+        for bad in [
+            "nope",
+            "[]",
+            r#"{"kind":"x"}"#,
+            r#"{"kind":"weather","ts_ms":1,"instance":"p"}"#,
+            r#"{"kind":"lease_lost","ts_ms":1,"instance":"p"}"#,
+            r#"{"kind":"member_left","ts_ms":1}"#,
+        ] {
+            assert!(ClusterEvent::parse(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::ids::InstanceId;
+use crate::redis_conn::{RedisConfig, RedisConfigError};
 
 /// Why joining or running the cluster failed.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,17 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
+    /// The error for Redis options that cannot make a client.
+    pub fn from_config(redis: &RedisConfig, e: RedisConfigError) -> Self {
+        match e {
+            RedisConfigError::InvalidUrl { url, reason } => Self::InvalidUrl { url, reason },
+            other => Self::InvalidUrl {
+                url: redis.redacted_url(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
     /// True for failures that may go away by themselves (network, timeouts).
     pub fn is_retryable(&self) -> bool {
         match self {

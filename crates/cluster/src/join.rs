@@ -23,7 +23,6 @@ use super::runtime::{announce, ClusterRuntime};
 use super::subscriber::{subscribe, Subscriber};
 use super::{Cluster, ClusterChannels};
 use crate::clock::now_ms;
-use crate::redis_conn::RedisConfigError;
 
 /// How long start-up waits for Redis before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -97,15 +96,10 @@ impl Cluster {
     ) -> Result<(ClusterHandle, ClusterRuntime, ClusterChannels), ClusterError> {
         let timings = Timings::for_lease(opts.lease);
         let url = opts.redis.redacted_url();
-        let client = opts.redis.client().map_err(|e| match e {
-            RedisConfigError::InvalidUrl { url, reason } => {
-                ClusterError::InvalidUrl { url, reason }
-            }
-            other => ClusterError::InvalidUrl {
-                url: url.clone(),
-                reason: other.to_string(),
-            },
-        })?;
+        let client = opts
+            .redis
+            .client()
+            .map_err(|e| ClusterError::from_config(&opts.redis, e))?;
         let mut control = connect(&client, &url, &timings).await?;
         let publisher = connect(&client, &url, &timings).await?;
         ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;

@@ -21,6 +21,8 @@
 //! - [`ownership`]: the ownership view handed to the data path.
 //! - [`events`]: the JSON events on `{ns}:events`.
 //! - [`messaging`]: the inbox envelope and request/reply pairing.
+//! - [`observer`]: the read-only view of ownership for tools that watch a
+//!   cluster without joining it (typed leases, typed events).
 //! - [`fenced`]: a service's own write over one partition's keys, run only
 //!   by the owner at its epoch and at most once per idempotency id.
 //! - [`credit`]: credit-based flow control of data messages (charge on
@@ -75,6 +77,7 @@ pub mod lease;
 pub mod membership;
 pub mod messaging;
 mod noted;
+pub mod observer;
 pub mod ownership;
 pub mod partition;
 pub mod redis_conn;
