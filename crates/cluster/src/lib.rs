@@ -11,6 +11,82 @@
 //! the [`ClusterChannels`] the service must drain: ownership changes,
 //! inbox data and requests.
 //!
+//! # Quickstart
+//!
+//! A counter per key, kept by whichever instance owns the key's partition;
+//! any instance can be asked, and a retried request id is added once:
+//!
+//! ```no_run
+//! use std::num::NonZeroU32;
+//! use std::time::Duration;
+//!
+//! use tickshard_cluster::keys::ClusterKeys;
+//! use tickshard_cluster::partition::partition_of_key;
+//! use tickshard_cluster::{
+//!     Cluster, ClusterOptions, FencedScript, FencedWrite, OwnershipChange, PartitionOwner,
+//!     WriteOutcome,
+//! };
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = ClusterKeys::new("counters");
+//! let (cluster, runtime, mut channels) = Cluster::join(ClusterOptions {
+//!     redis: "redis://127.0.0.1:6379/".into(),
+//!     keys: keys.clone(),
+//!     instance: "a".parse()?,
+//!     partitions: NonZeroU32::new(16).unwrap(),
+//!     lease: Duration::from_secs(2),
+//!     http_addr: None,
+//! })
+//! .await?;
+//! let shutdown = CancellationToken::new();
+//! tokio::spawn(runtime.run(shutdown.clone()));
+//! // Drain the ownership changes; writes are fenced, so a release can be
+//! // acknowledged at once.
+//! tokio::spawn(async move {
+//!     while let Some(change) = channels.ownership.recv().await {
+//!         if let OwnershipChange::Release { done, .. } = change {
+//!             let _ = done.send(());
+//!         }
+//!     }
+//! });
+//!
+//! // Add 5 to "cart-7", once, if we own it; otherwise ask the owner.
+//! let add = FencedScript::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+//! let p = partition_of_key(b"cart-7", cluster.partitions());
+//! match cluster.view().owner(p) {
+//!     PartitionOwner::Me { epoch, .. } => {
+//!         let write = FencedWrite {
+//!             partition: p,
+//!             epoch: *epoch,
+//!             id: Some("request-1"),
+//!             retention: None,
+//!             keys: vec![keys.named("total:cart-7")],
+//!             args: vec![b"5".to_vec()],
+//!         };
+//!         match cluster.fenced_write(&add, &write).await? {
+//!             WriteOutcome::Applied(total) | WriteOutcome::Duplicate(total) => {
+//!                 println!("total {}", String::from_utf8_lossy(&total))
+//!             }
+//!             WriteOutcome::NotOwner => println!("ownership moved; ask again"),
+//!         }
+//!     }
+//!     PartitionOwner::Other { instance, .. } => {
+//!         let answer = cluster
+//!             .request(instance, b"add cart-7 5 request-1".to_vec().into(), Duration::from_secs(2))
+//!             .await?;
+//!         println!("{instance} says {}", String::from_utf8_lossy(&answer));
+//!     }
+//!     _ => println!("no owner yet"),
+//! }
+//! shutdown.cancel();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/resources.rs` in the repository is the whole service (HTTP,
+//! forwarding, broadcasts, errors), and the README has its commands.
+//!
 //! # Modules
 //!
 //! - [`config`]: join options, derived timings, `{ns}:config`.
