@@ -76,6 +76,9 @@ struct Args {
     /// How long a request may take, forwarding and retries included.
     #[arg(long, default_value_t = 3000)]
     request_timeout_ms: u64,
+    /// Start even when Redis may evict keys (refused by default).
+    #[arg(long)]
+    allow_eviction: bool,
 }
 
 /// The owner's write: add `ARGV[1]` to the resource's total.
@@ -147,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
         partitions,
         lease: Duration::from_millis(args.lease_ms),
         http_addr: Some(local.to_string()),
+        allow_eviction: args.allow_eviction,
     })
     .await
     .context("joining the cluster")?;

@@ -159,6 +159,13 @@ pub struct ProcessorArgs {
     /// its own.
     #[arg(long, env = "TICKSHARD_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub worker_threads: u32,
+
+    /// Start even when Redis may evict keys (`maxmemory` set with a
+    /// `maxmemory-policy` other than `noeviction`), which is refused by
+    /// default: an evicted lease or epoch counter can put two writers on
+    /// one partition.
+    #[arg(long, env = "TICKSHARD_ALLOW_EVICTION")]
+    pub allow_eviction: bool,
 }
 
 impl ProcessorArgs {

@@ -100,6 +100,7 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         partitions: args.partitions,
         lease: args.lease(),
         http_addr: Some(http_addr.to_string()),
+        allow_eviction: args.allow_eviction,
     })
     .await?;
     tracing::info!(instance = %instance, addr = %http_addr, exposure = ?exposure, "http listening");

@@ -122,6 +122,56 @@ async fn mismatched_partitions_name_both_values() {
 }
 
 #[tokio::test]
+async fn a_redis_that_may_evict_is_refused_unless_allowed() {
+    let server = redis();
+    let mut con = connect(&server).await;
+    // A cache's settings: a memory limit and LRU eviction of any key.
+    for (name, value) in [("maxmemory", "100mb"), ("maxmemory-policy", "allkeys-lru")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg(&["SET", name, value])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let url = server.url();
+    let (code, err) = run_processor(&["--redis", &url]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "maxmemory-policy allkeys-lru");
+    assert!(
+        err.contains("noeviction") && err.contains("--allow-eviction"),
+        "names the fix: {err}"
+    );
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(Keys::new(DEFAULT_NAMESPACE).members())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(members.is_empty(), "nothing joined: {members:?}");
+
+    // Accepting the risk: it starts and owns partitions (with a warning).
+    let args = support::fleet::ProcessorArgs::new(&url, "brave").raw(["--allow-eviction"]);
+    let p = support::fleet::spawn_tickshard("brave", args, &[]);
+    p.wait_log("lease acquired", Duration::from_secs(15)).await;
+    assert!(
+        p.log().contains("Redis may evict keys, allowed by choice"),
+        "{}",
+        p.log()
+    );
+
+    // noeviction with the same limit is fine without the flag.
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxmemory-policy", "noeviction"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let args = support::fleet::ProcessorArgs::new(&url, "careful");
+    let q = support::fleet::spawn_tickshard("careful", args, &[]);
+    q.wait_log("http listening", Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
 async fn a_live_duplicate_id_refuses_to_start() {
     let server = redis();
     let url = server.url();

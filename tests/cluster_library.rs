@@ -63,6 +63,7 @@ fn options(server: &RedisServer, id: &str, lease_ms: u64) -> ClusterOptions {
         partitions: NonZeroU32::new(P).unwrap(),
         lease: Duration::from_millis(lease_ms),
         http_addr: Some(format!("127.0.0.1:{}", 1000 + id.len())),
+        allow_eviction: false,
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ClusterOptions {
     pub lease: Duration,
     /// HTTP address advertised in `{ns}:member:{id}`.
     pub http_addr: Option<String>,
+    /// Join even when Redis may evict keys (see
+    /// [`eviction`](crate::eviction)); refused by default.
+    pub allow_eviction: bool,
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("partitions", &self.partitions)
             .field("lease", &self.lease)
             .field("http_addr", &self.http_addr)
+            .field("allow_eviction", &self.allow_eviction)
             .finish()
     }
 }

@@ -32,6 +32,21 @@ pub enum ClusterError {
         /// The underlying error.
         reason: String,
     },
+    /// The Redis server may evict keys (leases, epoch counters).
+    #[error(
+        "Redis at {url} may evict keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}): \
+         a lease or an epoch counter could vanish under a live owner. Set maxmemory-policy to \
+         noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf), or allow it \
+         explicitly (tickshard: --allow-eviction) if you accept that risk"
+    )]
+    EvictingRedis {
+        /// The URL, with any password removed.
+        url: String,
+        /// `maxmemory`, bytes.
+        maxmemory: u64,
+        /// `maxmemory-policy`.
+        policy: String,
+    },
     /// The cluster already exists with another partition count.
     #[error(
         "cluster `{namespace}` is configured with {configured} partitions ({key}) but this \

@@ -37,6 +37,7 @@
 //!     partitions: NonZeroU32::new(16).unwrap(),
 //!     lease: Duration::from_secs(2),
 //!     http_addr: None,
+//!     allow_eviction: false,
 //! })
 //! .await?;
 //! let shutdown = CancellationToken::new();
@@ -99,6 +100,7 @@
 //! - [`messaging`]: the inbox envelope and request/reply pairing.
 //! - [`observer`]: the read-only view of ownership for tools that watch a
 //!   cluster without joining it (typed leases, typed events).
+//! - [`eviction`]: a Redis that may evict keys is refused at join.
 //! - [`fenced`]: a service's own write over one partition's keys, run only
 //!   by the owner at its epoch and at most once per idempotency id.
 //! - [`credit`]: credit-based flow control of data messages (charge on
@@ -144,6 +146,7 @@ pub mod counter;
 pub mod credit;
 pub mod error;
 pub mod events;
+pub mod eviction;
 pub mod fenced;
 mod handle;
 pub mod ids;

@@ -1,0 +1,102 @@
+//! Refusing a Redis that may evict keys. With `maxmemory` set and any
+//! `maxmemory-policy` but `noeviction`, Redis may drop a lease (the
+//! `volatile-*` policies evict exactly the keys with a TTL) or an epoch
+//! counter: an owner could vanish under a live writer, or an epoch start
+//! again at 1 below a stored fence. [`check`] reads the policy at join and
+//! refuses such a server unless the service accepts the risk.
+
+use redis::aio::ConnectionLike;
+use tracing::warn;
+
+use crate::error::ClusterError;
+
+/// What the server says about eviction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionSettings {
+    /// `maxmemory` in bytes (0: no limit, nothing is evicted).
+    pub maxmemory: u64,
+    /// `maxmemory-policy`.
+    pub policy: String,
+}
+
+impl EvictionSettings {
+    /// True when the server may evict keys.
+    pub fn may_evict(&self) -> bool {
+        self.maxmemory > 0 && self.policy != "noeviction"
+    }
+
+    /// Reads `maxmemory` and `maxmemory_policy` from `INFO memory` (which
+    /// needs no `CONFIG` permission, unlike `CONFIG GET`).
+    pub fn from_info(info: &str) -> Option<Self> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(Self {
+            maxmemory: field("maxmemory")?.parse().ok()?,
+            policy: field("maxmemory_policy")?.to_owned(),
+        })
+    }
+}
+
+/// Reads the server's eviction settings; refuses one that may evict
+/// unless `allow`. A server that does not say (a restricted `INFO`) is let
+/// through with a warning.
+pub async fn check<C: ConnectionLike + Send>(
+    con: &mut C,
+    url: &str,
+    allow: bool,
+) -> Result<(), ClusterError> {
+    let info: String = match redis::cmd("INFO").arg("memory").query_async(con).await {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(%url, error = %e, "cannot read the eviction policy (INFO memory); make sure maxmemory-policy is noeviction");
+            return Ok(());
+        }
+    };
+    let Some(settings) = EvictionSettings::from_info(&info) else {
+        warn!(%url, "INFO memory does not show the eviction policy; make sure maxmemory-policy is noeviction");
+        return Ok(());
+    };
+    if !settings.may_evict() {
+        return Ok(());
+    }
+    if allow {
+        warn!(%url, maxmemory = settings.maxmemory, policy = %settings.policy,
+            "Redis may evict keys, allowed by choice: a lease or epoch counter could vanish under a live owner");
+        return Ok(());
+    }
+    Err(ClusterError::EvictingRedis {
+        url: url.to_owned(),
+        maxmemory: settings.maxmemory,
+        policy: settings.policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_info_memory() {
+        let info = "# Memory\r\nused_memory:1\r\nmaxmemory:104857600\r\nmaxmemory_human:100.00M\r\nmaxmemory_policy:allkeys-lru\r\n";
+        let s = EvictionSettings::from_info(info).unwrap();
+        assert_eq!(
+            (s.maxmemory, s.policy.as_str()),
+            (104_857_600, "allkeys-lru")
+        );
+        assert!(s.may_evict());
+        let no_limit = EvictionSettings {
+            maxmemory: 0,
+            policy: "allkeys-lru".into(),
+        };
+        assert!(!no_limit.may_evict(), "without a limit nothing is evicted");
+        let safe = EvictionSettings {
+            maxmemory: 1,
+            policy: "noeviction".into(),
+        };
+        assert!(!safe.may_evict());
+        assert_eq!(EvictionSettings::from_info("# Memory\r\n"), None);
+    }
+}
