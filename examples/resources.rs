@@ -19,8 +19,10 @@
 //!   404 for a resource never seen.
 //! - `POST /broadcast` `{"message": "..."}`: to every live instance;
 //!   `GET /broadcasts`: what this instance received.
-//! - Bad input: 400 with a JSON `error`; the owner unreachable or slow:
-//!   503 or 504 with a JSON `error` within `--request-timeout-ms`.
+//! - Bad input: 400 with a JSON `error`; a request id reused with another
+//!   amount: 409; the owner unreachable or slow: 503 or 504 with a JSON
+//!   `error` within `--request-timeout-ms` (a 503/504 may follow a write
+//!   that did apply: retry with the same id to learn the outcome).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -74,15 +76,26 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     lease_ms: u64,
     /// How long a request may take, forwarding and retries included.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     request_timeout_ms: u64,
+    /// How long a request id is remembered, in hours (0: forever). A retry
+    /// after that is applied again; forever costs one small key per
+    /// request.
+    #[arg(long, default_value_t = 0)]
+    request_id_retention_hours: u64,
     /// Start even when Redis may evict keys (refused by default).
     #[arg(long)]
     allow_eviction: bool,
 }
 
-/// The owner's write: add `ARGV[1]` to the resource's total.
-const ADD: &str = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+/// The owner's write: add `ARGV[1]` to the resource's total; the result
+/// (recorded for retries) is `"{amount} {total}"`, so a request id reused
+/// with another amount can be told apart.
+const ADD: &str = "redis.call('INCRBY', KEYS[1], ARGV[1])
+return ARGV[1] .. ' ' .. redis.call('GET', KEYS[1])";
+/// Largest amount accepted (either sign), so no total overflows in
+/// practice.
+const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 /// Broadcasts kept for `GET /broadcasts`.
 const KEEP_BROADCASTS: usize = 1000;
 /// Longest resource or request id.
@@ -94,6 +107,7 @@ struct App {
     keys: ClusterKeys,
     add: FencedScript,
     timeout: Duration,
+    retention: Option<Duration>,
     received: Arc<Mutex<VecDeque<serde_json::Value>>>,
 }
 
@@ -120,6 +134,10 @@ enum Answer {
         owner: String,
     },
     NotFound,
+    /// The request id was applied before with another amount.
+    Conflict {
+        error: String,
+    },
     /// Not (or no longer) the owner: ask again with a fresher view.
     NotOwner,
     Failed {
@@ -159,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         keys,
         add: FencedScript::new(ADD),
         timeout: Duration::from_millis(args.request_timeout_ms),
+        retention: (args.request_id_retention_hours > 0)
+            .then(|| Duration::from_secs(args.request_id_retention_hours.saturating_mul(3600))),
         received: Arc::new(Mutex::new(VecDeque::new())),
     };
 
@@ -297,6 +317,12 @@ async fn apply(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> R
     if let Err(e) = valid_id("request_id", &body.request_id) {
         return error(StatusCode::BAD_REQUEST, e);
     }
+    if body.amount.abs() > MAX_AMOUNT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("amount must be within ±{MAX_AMOUNT}"),
+        );
+    }
     let ask = Ask::Apply {
         resource: id.clone(),
         request_id: body.request_id,
@@ -370,6 +396,7 @@ impl App {
                 Json(body).into_response()
             }
             Ok(Answer::NotFound) => error(StatusCode::NOT_FOUND, format!("no resource {resource}")),
+            Ok(Answer::Conflict { error: e }) => error(StatusCode::CONFLICT, e),
             Ok(Answer::NotOwner) => error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ownership kept moving; try again",
@@ -396,8 +423,20 @@ impl App {
                 return Err(last);
             }
             let view = self.cluster.view();
+            let mut unreachable = false;
             let answer = match view.owner(p) {
-                PartitionOwner::Me { .. } => Some(self.local(p, ask).await),
+                PartitionOwner::Me { .. } => {
+                    match tokio::time::timeout(deadline - now, self.local(p, ask)).await {
+                        Ok(a) => Some(a),
+                        Err(_) => {
+                            last = Unanswered::Slow(format!(
+                                "the write did not finish within {:?}",
+                                self.timeout
+                            ));
+                            None
+                        }
+                    }
+                }
                 PartitionOwner::Other { instance, .. } => {
                     let payload = serde_json::to_vec(ask).unwrap_or_default();
                     match self
@@ -415,6 +454,7 @@ impl App {
                         }
                         Err(e) => {
                             last = Unanswered::Unreachable(e.to_string());
+                            unreachable = true;
                             None
                         }
                     }
@@ -426,7 +466,10 @@ impl App {
                     // Ownership is moving: wait for the view to change (or
                     // a short while), then look again.
                     let mut changes = self.cluster.view_changes();
-                    let pause = Duration::from_millis(50)
+                    // An owner nobody hears is likely dead: its lease
+                    // has to lapse first, so do not ask it again at once.
+                    let pause = if unreachable { 200 } else { 50 };
+                    let pause = Duration::from_millis(pause)
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let _ = tokio::time::timeout(pause, changes.changed()).await;
                 }
@@ -452,19 +495,29 @@ impl App {
                     partition: p,
                     epoch,
                     id: Some(&id),
-                    retention: None,
+                    retention: self.retention,
                     keys: vec![self.total_key(resource)],
                     args: vec![amount.to_string().into_bytes()],
                 };
                 match self.cluster.fenced_write(&self.add, &write).await {
-                    Ok(WriteOutcome::Applied(t) | WriteOutcome::Duplicate(t)) => {
-                        match std::str::from_utf8(&t).ok().and_then(|t| t.parse().ok()) {
-                            Some(total) => Answer::Total { total, owner },
+                    Ok(WriteOutcome::Applied(r) | WriteOutcome::Duplicate(r)) => {
+                        let recorded = std::str::from_utf8(&r).ok().and_then(|r| {
+                            let (a, t) = r.split_once(' ')?;
+                            Some((a.parse::<i64>().ok()?, t.parse::<i64>().ok()?))
+                        });
+                        match recorded {
+                            Some((a, total)) if a == *amount => Answer::Total { total, owner },
+                            Some((a, _)) => Answer::Conflict {
+                                error: format!(
+                                    "request_id {request_id} was applied to {resource} with amount {a}, not {amount}"
+                                ),
+                            },
                             None => Answer::Failed {
                                 error: "the stored total is not an integer".into(),
                             },
                         }
                     }
+                    Ok(WriteOutcome::Refused(why)) => Answer::Failed { error: why },
                     Ok(WriteOutcome::NotOwner) => Answer::NotOwner,
                     Err(e) => Answer::Failed {
                         error: e.to_string(),

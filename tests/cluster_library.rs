@@ -561,4 +561,33 @@ async fn a_fenced_write_runs_once_per_id_and_only_for_the_owner() {
         .await
         .unwrap();
     assert_eq!(stored, 7);
+
+    // Large integers are recorded in full (Lua would print 1e+14).
+    assert_eq!(
+        run(write("r4", epoch, "100000000000000")).await,
+        WriteOutcome::Applied(Bytes::from_static(b"100000000000007"))
+    );
+    // A refusal is an outcome of its own and is not recorded: the same id
+    // runs again once the body accepts it.
+    let guarded = FencedScript::new(
+        "if tonumber(ARGV[1]) < 0 then return redis.error_reply('negative amount') end
+         return redis.call('INCRBY', KEYS[1], ARGV[1])",
+    );
+    let guarded_run = |w: FencedWrite<'static>| {
+        let (h, s) = (a.handle.clone(), guarded.clone());
+        async move { h.fenced_write(&s, &w).await.unwrap() }
+    };
+    assert_eq!(
+        guarded_run(write("r5", epoch, "-1")).await,
+        WriteOutcome::Refused("negative amount".into())
+    );
+    assert_eq!(
+        guarded_run(write("r5", epoch, "1")).await,
+        WriteOutcome::Applied(Bytes::from_static(b"100000000000008"))
+    );
+    // A body that returns something other than a string or an integer is
+    // an error, not a recorded success.
+    let bad = FencedScript::new("return {1, 2}");
+    let err = a.handle.fenced_write(&bad, &write("r6", epoch, "1")).await;
+    assert!(err.is_err(), "{err:?}");
 }

@@ -270,6 +270,30 @@ async fn bad_input_gets_400_with_a_json_error_and_changes_nothing() {
     }
     let (status, answer) = http_get(&addr_a, "/resources/never-seen").await.unwrap();
     assert_eq!(status, 404, "{answer}");
+    let huge = r#"{"request_id":"r","amount":9000000000000000000}"#;
+    let (status, answer) = http_post(&addr_a, "/resources/x", huge).await.unwrap();
+    assert_eq!(status, 400, "an amount past the limit: {answer}");
+
+    // A request id reused with another amount is a conflict, not a retry.
+    let (status, answer) = http_post(
+        &addr_a,
+        "/resources/y",
+        r#"{"request_id":"same","amount":5}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = http_post(
+        &addr_a,
+        "/resources/y",
+        r#"{"request_id":"same","amount":6}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("amount 5"), "{answer}");
+    let (_, answer) = http_get(&addr_a, "/resources/y").await.unwrap();
+    assert!(answer.contains(r#""total":5"#), "{answer}");
     // Nothing above was applied.
     let (status, _) = http_get(&addr_a, "/resources/x").await.unwrap();
     assert_eq!(status, 404);

@@ -99,7 +99,8 @@ async fn session(
                         tx.send_replace(Arc::new(map));
                     }
                 }
-                Some(Err(_)) => shared.counters.bad_events.inc(),
+                Some(Err(e)) if e.is_garbage() => shared.counters.bad_events.inc(),
+                Some(Err(_)) => {}
             },
             _ = every.tick() => match observer.read(&mut conn).await {
                 Ok(map) => {

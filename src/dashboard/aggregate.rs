@@ -182,6 +182,7 @@ impl ClusterView {
                 self.on_event(&e);
                 true
             }
+            Err(e) if !e.is_garbage() => false,
             Err(_) => {
                 self.health.bad_messages += 1;
                 false

@@ -11,7 +11,6 @@
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::clock::now_ms;
 pub use crate::counter::Counter;
 use crate::stats::bad_input::BadInput;
 use crate::stats::latency::{LatencyKind, LatencyRecorder};
@@ -211,18 +210,32 @@ impl Metrics {
     }
 }
 
-/// When one kind of bad input was last logged, and its count then.
+/// When one kind of bad input was last logged (ms on a monotonic clock,
+/// 0 for never), and its count then.
 #[derive(Debug, Default)]
 struct LogThrottle {
     at_ms: AtomicU64,
     count_then: AtomicU64,
 }
 
+/// Milliseconds on a monotonic clock, from 1 (0 means "never").
+fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
 impl LogThrottle {
     /// Whether to log now, with the count reached `count`: `Some(events
     /// not logged since the last line)` at most once a second.
     fn admit(&self, count: u64) -> Option<u64> {
-        let now = now_ms();
+        self.admit_at(count, monotonic_ms())
+    }
+
+    /// [`LogThrottle::admit`] at `now` (monotonic ms, from 1).
+    fn admit_at(&self, count: u64, now: u64) -> Option<u64> {
         let last = self.at_ms.load(Ordering::Relaxed);
         if last != 0 && now.saturating_sub(last) < 1_000 {
             return None;
@@ -271,15 +284,18 @@ mod tests {
     #[test]
     fn a_flood_is_logged_once_a_second_with_the_unlogged_count() {
         let t = LogThrottle::default();
-        assert_eq!(t.admit(1), Some(0), "the first is logged");
+        assert_eq!(t.admit_at(1, 5), Some(0), "the first is logged");
         for n in 2..100 {
-            assert_eq!(t.admit(n), None, "the rest of the second is not");
+            assert_eq!(
+                t.admit_at(n, 5 + n * 9),
+                None,
+                "the rest of the second is not"
+            );
         }
-        t.at_ms.store(now_ms() - 1_001, Ordering::Relaxed);
         assert_eq!(
-            t.admit(100),
+            t.admit_at(100, 1_005),
             Some(98),
-            "the next line counts the 98 between"
+            "a second later the next line counts the 98 between"
         );
     }
 }

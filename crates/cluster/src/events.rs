@@ -1,6 +1,8 @@
 //! Membership and lease events broadcast on `{ns}:events`, one JSON object
-//! per message (`kind` tag, snake_case). Readers ignore unknown kinds and
-//! garbage: [`ClusterEvent::parse`] returns an error the caller counts.
+//! per message (`kind` tag, snake_case). [`ClusterEvent::parse`] tells
+//! garbage (which readers count) from a well-formed event of a kind this
+//! version does not know (which they ignore, so a newer instance's events
+//! do not look like attacks to an older reader).
 
 use serde::{Deserialize, Serialize};
 
@@ -59,10 +61,45 @@ pub enum ClusterEvent {
     },
 }
 
+/// Why a message on `{ns}:events` is not an event of this version.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Not an event at all (count it).
+    #[error("not a cluster event: {0}")]
+    Garbage(serde_json::Error),
+    /// A well-formed event of a kind this version does not know (ignore it).
+    #[error("an event of unknown kind {0:?}")]
+    UnknownKind(String),
+}
+
+impl EventError {
+    /// True for garbage, false for an event of an unknown kind.
+    pub fn is_garbage(&self) -> bool {
+        matches!(self, Self::Garbage(_))
+    }
+}
+
+const KINDS: [&str; 5] = [
+    "member_joined",
+    "member_left",
+    "lease_acquired",
+    "lease_released",
+    "lease_lost",
+];
+
 impl ClusterEvent {
-    /// Parses one message; unknown kinds and garbage are errors.
-    pub fn parse(raw: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(raw)
+    /// Parses one message.
+    pub fn parse(raw: &[u8]) -> Result<Self, EventError> {
+        serde_json::from_slice(raw).map_err(|e| {
+            #[derive(Deserialize)]
+            struct Kind {
+                kind: String,
+            }
+            match serde_json::from_slice::<Kind>(raw) {
+                Ok(k) if !KINDS.contains(&k.kind.as_str()) => EventError::UnknownKind(k.kind),
+                _ => EventError::Garbage(e),
+            }
+        })
     }
 
     /// The JSON text.
@@ -128,6 +165,25 @@ mod tests {
             &[0xff, 0x00],
         ] {
             assert!(ClusterEvent::parse(bad).is_err());
+        }
+        let unknown = ClusterEvent::parse(br#"{"kind":"party","ts_ms":1}"#).unwrap_err();
+        assert!(!unknown.is_garbage(), "{unknown}");
+        let broken = ClusterEvent::parse(br#"{"kind":"lease_lost","ts_ms":1}"#).unwrap_err();
+        assert!(
+            broken.is_garbage(),
+            "a known kind without its fields is garbage"
+        );
+        for e in [
+            ClusterEvent::MemberJoined {
+                ts_ms: 1,
+                instance: "a".parse().unwrap(),
+            },
+            ClusterEvent::MemberLeft {
+                ts_ms: 1,
+                instance: "a".parse().unwrap(),
+            },
+        ] {
+            assert!(KINDS.contains(&e.kind()), "KINDS lists {}", e.kind());
         }
     }
 }

@@ -15,10 +15,18 @@
 //! 3. runs the body with the service's own `KEYS` and `ARGV`, and records
 //!    what it returned under the id (`{ns}:done:{p}:{id}`).
 //!
-//! The body is a Lua function body that returns a string (or a number):
-//! the result the caller gets, now and on every retry of the same id.
-//! Records live as long as the retention given (or forever with `None`);
-//! a retry after its record expired runs again.
+//! The body is a Lua function body that returns the write's result, the
+//! one the caller gets now and on every retry of the same id: a string,
+//! or an integer (recorded in full, never in exponent form). It may refuse
+//! instead with `return redis.error_reply('why')` ([`WriteOutcome::Refused`],
+//! nothing recorded): do every check before the first write, since Redis
+//! does not undo a script's writes when it stops half-way.
+//!
+//! An id is unique within its partition: make it name the thing written
+//! (e.g. `"{resource}:{request}"`) when requests for several keys of one
+//! partition may share ids. Records live as long as the retention given
+//! (or forever with `None`; at most 100 years); a retry after its record
+//! expired runs again.
 
 use std::time::Duration;
 
@@ -41,7 +49,13 @@ pub enum WriteOutcome {
     /// This instance does not hold the partition at that epoch: nothing
     /// was written.
     NotOwner,
+    /// The body refused (`redis.error_reply`); nothing was recorded.
+    Refused(String),
 }
+
+/// The longest retention a record can have (Redis refuses expiry times
+/// past its range).
+pub const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A service's write, wrapped with the fence and the idempotency record.
 /// Build it once and reuse it (Redis caches it by SHA).
@@ -75,7 +89,19 @@ for i = 4, #ARGV do user_argv[#user_argv + 1] = ARGV[i] end
 local body = function(KEYS, ARGV)
 {body}
 end
-local result = tostring(body(user_keys, user_argv))
+local result = body(user_keys, user_argv)
+if type(result) == 'table' and result.err then
+  return {{3, result.err}}
+end
+if type(result) == 'table' and result.ok then
+  result = result.ok
+end
+if type(result) == 'number' then
+  result = string.format('%d', result)
+elseif type(result) ~= 'string' then
+  return redis.error_reply('fenced write: the body returned a ' .. type(result) ..
+    ', not a string or an integer')
+end
 if ARGV[2] ~= '' then
   if tonumber(ARGV[3]) > 0 then
     redis.call('SET', KEYS[2], result, 'PX', ARGV[3])
@@ -101,7 +127,8 @@ pub struct FencedWrite<'a> {
     /// The epoch this instance holds it at (from
     /// [`OwnershipChange::Acquired`](crate::OwnershipChange) or the view).
     pub epoch: Epoch,
-    /// The idempotency id (e.g. a request id); `None` to run every time.
+    /// The idempotency id, unique within the partition (e.g. the key and a
+    /// request id); `None` to run every time.
     pub id: Option<&'a str>,
     /// How long the record of `id` is kept; `None`: forever.
     pub retention: Option<Duration>,
@@ -123,7 +150,10 @@ impl FencedWrite<'_> {
         let id = self.id.unwrap_or("");
         let retention_ms = self
             .retention
-            .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX).max(1))
+            .map(|r| {
+                let ms = r.min(MAX_RETENTION).as_millis();
+                u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+            })
             .unwrap_or(0);
         let mut inv = script.script.prepare_invoke();
         inv.key(keys.lease(self.partition))
@@ -145,6 +175,9 @@ impl FencedWrite<'_> {
             0 => Ok(WriteOutcome::NotOwner),
             1 => Ok(WriteOutcome::Applied(result.into())),
             2 => Ok(WriteOutcome::Duplicate(result.into())),
+            3 => Ok(WriteOutcome::Refused(
+                String::from_utf8_lossy(&result).into_owned(),
+            )),
             other => Err(ClusterError::Protocol {
                 op: "fenced write",
                 detail: format!("outcome code {other}"),

@@ -42,13 +42,19 @@
 //! .await?;
 //! let shutdown = CancellationToken::new();
 //! tokio::spawn(runtime.run(shutdown.clone()));
-//! // Drain the ownership changes; writes are fenced, so a release can be
-//! // acknowledged at once.
+//! // Drain the ownership changes (writes are fenced, so a release can be
+//! // acknowledged at once) and answer other instances' requests.
 //! tokio::spawn(async move {
 //!     while let Some(change) = channels.ownership.recv().await {
 //!         if let OwnershipChange::Release { done, .. } = change {
 //!             let _ = done.send(());
 //!         }
+//!     }
+//! });
+//! tokio::spawn(async move {
+//!     while let Some(request) = channels.requests.recv().await {
+//!         // Parse request.payload, apply it as below, reply with the total.
+//!         let _ = request.reply(b"total 5".to_vec().into()).await;
 //!     }
 //! });
 //!
@@ -60,7 +66,8 @@
 //!         let write = FencedWrite {
 //!             partition: p,
 //!             epoch: *epoch,
-//!             id: Some("request-1"),
+//!             // Unique within the partition: name the key, then the request.
+//!             id: Some("cart-7:request-1"),
 //!             retention: None,
 //!             keys: vec![keys.named("total:cart-7")],
 //!             args: vec![b"5".to_vec()],
@@ -70,6 +77,7 @@
 //!                 println!("total {}", String::from_utf8_lossy(&total))
 //!             }
 //!             WriteOutcome::NotOwner => println!("ownership moved; ask again"),
+//!             WriteOutcome::Refused(why) => println!("refused: {why}"),
 //!         }
 //!     }
 //!     PartitionOwner::Other { instance, .. } => {

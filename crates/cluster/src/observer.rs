@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::ClusterError;
-use crate::events::ClusterEvent;
+use crate::events::{ClusterEvent, EventError};
 use crate::ids::{Epoch, InstanceId, PartitionId};
 use crate::keys::ClusterKeys;
 use crate::lease::parse_lease_value;
@@ -75,10 +75,19 @@ impl OwnershipMap {
     }
 
     /// Applies one event; `true` if the map changed. An acquisition older
-    /// than the known holder's epoch, or a release or loss by someone who
-    /// is not the known holder, changes nothing.
+    /// than the known holder's epoch, a release or loss by someone who is
+    /// not the known holder, and any event for a partition outside the
+    /// known count (or before it is known) change nothing.
     pub fn apply(&mut self, event: &ClusterEvent) -> bool {
+        let in_range = |p: &PartitionId| self.partitions.is_some_and(|n| p.0 < n.get());
         match event {
+            ClusterEvent::LeaseAcquired { partition, .. }
+            | ClusterEvent::LeaseReleased { partition, .. }
+            | ClusterEvent::LeaseLost { partition, .. }
+                if !in_range(partition) =>
+            {
+                false
+            }
             ClusterEvent::LeaseAcquired {
                 partition,
                 instance,
@@ -132,8 +141,9 @@ pub struct Observer {
 }
 
 /// One message of [`Observer::events`]: an event, or what was on the
-/// channel instead (for the caller to count).
-pub type ObservedEvent = Result<ClusterEvent, serde_json::Error>;
+/// channel instead
+/// (count [`EventError::is_garbage`] ones, ignore the others).
+pub type ObservedEvent = Result<ClusterEvent, EventError>;
 
 impl Observer {
     /// A watcher of the cluster under `keys` in the Redis `redis` points
@@ -259,12 +269,14 @@ mod tests {
     }
 
     #[test]
-    fn keys_map_to_holders_once_the_partition_count_is_known() {
+    fn keys_map_to_holders_and_strays_are_ignored() {
         let mut m = OwnershipMap::default();
         let p = partition_of_key(b"AAPL", NonZeroU32::new(64).unwrap());
-        m.apply(&acquired(p.0, "p1", 1));
-        assert_eq!(m.holder_of_key(b"AAPL"), None, "P unknown");
+        assert!(!m.apply(&acquired(p.0, "p1", 1)), "P unknown: ignored");
         m.partitions = NonZeroU32::new(64);
+        assert!(m.apply(&acquired(p.0, "p1", 1)));
         assert_eq!(m.holder_of_key(b"AAPL").unwrap().instance.as_str(), "p1");
+        assert!(!m.apply(&acquired(64, "p1", 1)), "out of range: ignored");
+        assert_eq!(m.holders().count(), 1);
     }
 }

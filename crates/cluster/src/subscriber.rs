@@ -131,6 +131,7 @@ impl Subscriber {
                     }
                 }
             }
+            Err(e) if !e.is_garbage() => debug!(error = %e, "ignored an event of a newer kind"),
             Err(e) => {
                 Noted::BadEvent { error: &e }.emit(&shared.counters);
             }

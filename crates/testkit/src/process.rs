@@ -7,6 +7,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
@@ -17,7 +18,9 @@ use nix::unistd::Pid;
 pub struct Proc {
     /// A name for messages and log files (e.g. the instance id).
     pub name: String,
-    child: Child,
+    /// Behind a lock so that `&self` methods can ask whether it is still
+    /// running before signalling it.
+    child: Mutex<Child>,
     log: PathBuf,
     out: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
@@ -83,7 +86,7 @@ impl Launch {
             .map_err(|e| std::io::Error::new(e.kind(), format!("spawn {name}: {e}")))?;
         Ok(Proc {
             name,
-            child,
+            child: Mutex::new(child),
             log,
             out,
             _dir: temp,
@@ -119,7 +122,17 @@ impl Proc {
 
     /// Process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
+    }
+
+    fn child(&self) -> MutexGuard<'_, Child> {
+        // A panic while holding it cannot leave the child inconsistent.
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True until the process has exited (and been reaped).
+    pub fn is_running(&self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
     }
 
     /// Everything the process logged so far (its stdout too, unless kept
@@ -161,8 +174,12 @@ impl Proc {
         );
     }
 
-    /// Sends `signal`.
+    /// Sends `signal`; `ESRCH` once the process has exited (its pid may
+    /// belong to another process by then).
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        if !self.is_running() {
+            return Err(nix::errno::Errno::ESRCH);
+        }
         let pid = i32::try_from(self.pid()).map_err(|_| nix::errno::Errno::ESRCH)?;
         nix::sys::signal::kill(Pid::from_raw(pid), signal)
     }
@@ -199,7 +216,7 @@ impl Proc {
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -211,7 +228,8 @@ impl Proc {
 
     /// `Some(reason, with the end of its log)` once the process has exited.
     pub fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
+        let state = self.child().try_wait();
+        match state {
             Ok(Some(status)) => Some(format!(
                 "{} exited ({status}); its log ends:\n{}",
                 self.name,
@@ -224,11 +242,15 @@ impl Proc {
 
     /// SIGTERM, then SIGKILL if it has not exited within `grace`.
     pub fn shut_down(&mut self, grace: Duration) {
+        if !self.is_running() {
+            return;
+        }
         if self.signal(Signal::SIGTERM).is_ok() && self.wait_exit(grace).is_some() {
             return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Waits for a log line containing `needle` and returns it; fails the
@@ -265,7 +287,8 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
