@@ -289,7 +289,7 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     let _: i64 = conn
         .publish(
             keys.events(),
-            r#"{"kind":"weather","ts_ms":1,"instance":"p1"}"#,
+            r#"{"kind":"lease_lost","ts_ms":1,"instance":"p1"}"#,
         )
         .await
         .unwrap();

@@ -84,6 +84,10 @@ fn garbage_is_counted_and_ignored() {
     assert!(!v.on_stats(1, bad_hist));
     assert!(!v.on_stats(1, stats("bad id!", 1, 1, 0, &[])));
     assert!(!v.on_event_payload("{"));
+    assert!(!v.on_event_payload(r#"{"kind":"lease_lost","ts_ms":1}"#));
+    assert_eq!(v.bad_messages(), 6);
+    // An event of a kind this version does not know (from a newer
+    // instance) is ignored, not counted as bad.
     assert!(!v.on_event_payload(r#"{"kind":"weather","ts_ms":1,"instance":"x"}"#));
     assert_eq!(v.bad_messages(), 6);
     assert!(v.snapshot(1, false, 0).instances.is_empty());
