@@ -206,18 +206,25 @@ pub struct DemoArgs {
     #[arg(long, env = "TICKSHARD_DEMO_PROCESSORS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub processors: u32,
 
-    /// Number of symbols the simulator trades (ignored with --universe).
-    #[arg(long, env = "TICKSHARD_DEMO_SYMBOLS", default_value_t = 500)]
-    pub symbols: u32,
+    /// Number of symbols the simulator trades: the N most active of the
+    /// universe (default: all of it), or N synthetic ones with --synthetic
+    /// (default 500).
+    #[arg(long, env = "TICKSHARD_DEMO_SYMBOLS")]
+    pub symbols: Option<u32>,
 
     /// Feed rate in ticks per second.
     #[arg(long, env = "TICKSHARD_DEMO_RATE", default_value_t = 20_000)]
     pub rate: u64,
 
-    /// Symbol universe for the simulator (the S&P 500 daily-bar CSV format),
-    /// e.g. `feed-sim/data/sp500_universe.csv`; synthetic symbols without it.
-    #[arg(long, env = "TICKSHARD_DEMO_UNIVERSE")]
+    /// Symbol universe for the simulator (the S&P 500 daily-bar CSV
+    /// format). Default: the real S&P 500 universe built into the binary
+    /// (`feed-sim/data/sp500_universe.csv`).
+    #[arg(long, env = "TICKSHARD_DEMO_UNIVERSE", conflicts_with = "synthetic")]
     pub universe: Option<std::path::PathBuf>,
+
+    /// Trade synthetic symbols (`S000000`, ...) instead of a real universe.
+    #[arg(long, env = "TICKSHARD_DEMO_SYNTHETIC")]
+    pub synthetic: bool,
 
     /// Address of the dashboard.
     #[arg(long, env = "TICKSHARD_DEMO_LISTEN", default_value = "127.0.0.1:8080")]

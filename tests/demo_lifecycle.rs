@@ -69,6 +69,22 @@ async fn demo_runs_fails_over_scales_and_stops_cleanly_on_ctrl_c() {
         .map(|i| i["partitions"].as_u64().unwrap())
         .sum();
     assert_eq!(owned, P as u64, "instance rows add up to P");
+    // The demo trades the real S&P 500 universe by default: any processor
+    // answers for AAPL with its owner's state.
+    let http: std::net::SocketAddr = snap["instances"][0]["http"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    support::wait_until(
+        Duration::from_secs(20),
+        "AAPL traded and stored",
+        || async {
+            let (status, body) = support::demo::http(http, "GET", "/api/symbols/AAPL").await;
+            status == 200 && body.contains(r#""symbol":"AAPL""#)
+        },
+    )
+    .await;
     let demo_children = children_of(demo.pid);
     let names: Vec<&str> = demo_children.iter().map(|c| c.comm.as_str()).collect();
     assert!(

@@ -20,6 +20,10 @@ use crate::redis_server::{free_port, RedisServer, RedisServerError, RedisServerO
 pub use children::ManagedChild;
 use control::{DemoProcesses, ProcessorTemplate};
 
+/// The real S&P 500 universe the demo trades by default (the daily-bar
+/// CSV beside feed-sim; its source is noted in `feed-sim/data/README.md`).
+const SP500_UNIVERSE: &str = include_str!("../../feed-sim/data/sp500_universe.csv");
+
 /// Environment variable naming the `feed-sim` binary (default: beside
 /// the `tickshard` binary).
 pub const FEED_SIM_ENV: &str = "TICKSHARD_FEED_SIM";
@@ -89,9 +93,25 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
         "--mode".to_owned(),
         "round-robin".to_owned(),
     ];
-    match &args.universe {
-        Some(path) => feed_args.extend(["--universe".to_owned(), path.display().to_string()]),
-        None => feed_args.extend(["--symbols".to_owned(), args.symbols.to_string()]),
+    let universe = match (&args.universe, args.synthetic) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => {
+            let path = dir.path().join("sp500_universe.csv");
+            std::fs::write(&path, SP500_UNIVERSE).map_err(io("writing the S&P 500 universe"))?;
+            Some(path)
+        }
+    };
+    if let Some(path) = universe {
+        feed_args.extend(["--universe".to_owned(), path.display().to_string()]);
+    }
+    let symbols = match (args.symbols, args.synthetic) {
+        (Some(n), _) => Some(n),
+        (None, true) => Some(500),
+        (None, false) => None,
+    };
+    if let Some(n) = symbols {
+        feed_args.extend(["--symbols".to_owned(), n.to_string()]);
     }
     let mut feed = ManagedChild::spawn("feed-sim", &feed_sim, &feed_args, dir.path())
         .map_err(io("starting feed-sim"))?;

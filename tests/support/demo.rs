@@ -4,7 +4,7 @@
 //! processes it started by scanning `/proc`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -33,14 +33,11 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Starts `tickshard demo --processors N --rate R --universe <S&P 500>`
-    /// on a free port and waits for its banner.
+    /// Starts `tickshard demo --processors N --rate R` (the built-in S&P
+    /// 500 universe) on a free port and waits for its banner.
     pub async fn start(processors: u32, rate: u64) -> Demo {
         // The demo runs feed-sim from beside the tickshard binary.
         feed_sim_bin();
-        let universe =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("feed-sim/data/sp500_universe.csv");
-        assert!(universe.is_file(), "{} missing", universe.display());
         let port = tickshard::redis_server::free_port().expect("free port");
         let dir = tempfile::Builder::new()
             .prefix("tickshard-demo-test-")
@@ -57,9 +54,7 @@ impl Demo {
                 &format!("127.0.0.1:{port}"),
                 "--rate",
                 &rate.to_string(),
-                "--universe",
             ])
-            .arg(&universe)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
