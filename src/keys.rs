@@ -42,7 +42,7 @@ impl Keys {
 
     /// `{ns}:sym:{SYMBOL}` hash: the symbol's persisted state.
     pub fn sym(&self, s: &Symbol) -> String {
-        self.named(&format!("sym:{s}"))
+        format!("{}:sym:{s}", self.namespace())
     }
 
     /// Prefix of all symbol state keys (`{ns}:sym:`), for scans.
@@ -52,12 +52,12 @@ impl Keys {
 
     /// `{ns}:psyms:{p}` set: symbols seen in partition p.
     pub fn psyms(&self, p: PartitionId) -> String {
-        self.named(&format!("psyms:{p}"))
+        format!("{}:psyms:{p}", self.namespace())
     }
 
     /// `{ns}:bars:{SYMBOL}` stream: completed OHLC bars.
     pub fn bars(&self, s: &Symbol) -> String {
-        self.named(&format!("bars:{s}"))
+        format!("{}:bars:{s}", self.namespace())
     }
 
     /// `{ns}:stats` channel: per-instance stats, about once a second.
