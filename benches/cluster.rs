@@ -2,7 +2,7 @@
 //!
 //! For every scenario it starts a private redis-server, `feed-sim` and N
 //! `tickshard processor` processes on loopback, drives the feed, waits
-//! until every stored `{ns}:sym:*` hash equals the feed's `--record` ground
+//! until every stored `{ns}:*:sym:*` hash equals the feed's `--record` ground
 //! truth (a run counts only when exact), and reports throughput, the
 //! per-second applied rates and CPU busy share while feeding, CPU per tick
 //! over all processes (Redis included, from `/proc`), peak RSS, drops,

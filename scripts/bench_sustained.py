@@ -258,8 +258,8 @@ def symbols_section(data, cmd):
 def lag_section(data, cmd):
     out = [header(data, cmd)]
     out.append("Method: while the feed sends, repeatedly pick one of the processors' hot symbols, ask its owner "
-               "(`GET /api/symbols/{SYMBOL}`, owner from `{ns}:lease:{p}`) for the live `last_seq` L, note t0 when "
-               "the answer arrives, then read the stored `{ns}:sym:{SYMBOL}` `last_seq` every ~2 ms until it is ≥ L "
+               "(`GET /api/symbols/{SYMBOL}`, owner from `{ns}:{p<p>}:lease:{p}`) for the live `last_seq` L, note t0 when "
+               "the answer arrives, then read the stored `{ns}:{p<p>}:sym:{SYMBOL}` `last_seq` every ~2 ms until it is ≥ L "
                "at t1; lag = t1 − t0 on the bench's own clock (no clocks compared between processes). Samples start "
                "0-100 ms apart at random so they do not follow the flush cycle.\n")
     out.append("| run | exact | samples | lag p50 / p95 / max ms | timeouts (> 5 s) | failed queries | live query p50 ms | e2e p50 / p99 / p99.9 µs |")

@@ -1,6 +1,8 @@
 //! Every Redis key and channel name the project uses: the cluster layer's
 //! ([`ClusterKeys`], reached through [`Keys`] by `Deref`) and tickshard's
-//! own (symbol state, partition symbol sets, bars, stats).
+//! own (symbol state, partition symbol sets, bars, stats). A symbol's keys
+//! carry its partition's hash tag (`{ns}:{p<p>}:sym:<SYMBOL>`), like the
+//! partition's lease, so the fenced flush touches one hash slot.
 //!
 //! The names are a public contract (see the README): external tools read
 //! them, so they change only together with the docs and tests.
@@ -40,24 +42,40 @@ impl Keys {
         &self.cluster
     }
 
-    /// `{ns}:sym:{SYMBOL}` hash: the symbol's persisted state.
-    pub fn sym(&self, s: &Symbol) -> String {
-        format!("{}:sym:{s}", self.namespace())
+    /// `{ns}:{p<p>}:sym:{SYMBOL}` hash: the state of `s`, of partition
+    /// `p`.
+    pub fn sym(&self, p: PartitionId, s: &Symbol) -> String {
+        format!("{}:{{p{p}}}:sym:{s}", self.namespace())
     }
 
-    /// Prefix of all symbol state keys (`{ns}:sym:`), for scans.
-    pub fn sym_prefix(&self) -> String {
-        self.named("sym:")
+    /// [`Keys::sym`] of `s` in a cluster of `partitions` partitions.
+    pub fn sym_in(&self, s: &Symbol, partitions: std::num::NonZeroU32) -> String {
+        self.sym(crate::partition::partition_of(s, partitions), s)
     }
 
-    /// `{ns}:psyms:{p}` set: symbols seen in partition p.
+    /// The glob of every symbol state key (`{ns}:*:sym:*`), for scans;
+    /// [`Keys::symbol_of`] reads the symbol back.
+    pub fn sym_pattern(&self) -> String {
+        format!("{}:*:sym:*", self.namespace())
+    }
+
+    /// The symbol a state key names (`None` for any other key).
+    pub fn symbol_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.namespace())?
+            .strip_prefix(":{p")?
+            .split_once("}:sym:")
+            .map(|(_, s)| s)
+    }
+
+    /// `{ns}:{p<p>}:psyms:{p}` set: symbols seen in partition p.
     pub fn psyms(&self, p: PartitionId) -> String {
-        format!("{}:psyms:{p}", self.namespace())
+        format!("{}:{{p{p}}}:psyms:{p}", self.namespace())
     }
 
-    /// `{ns}:bars:{SYMBOL}` stream: completed OHLC bars.
-    pub fn bars(&self, s: &Symbol) -> String {
-        format!("{}:bars:{s}", self.namespace())
+    /// `{ns}:{p<p>}:bars:{SYMBOL}` stream: completed OHLC bars of `s`, of
+    /// partition `p`.
+    pub fn bars(&self, p: PartitionId, s: &Symbol) -> String {
+        format!("{}:{{p{p}}}:bars:{s}", self.namespace())
     }
 
     /// `{ns}:stats` channel: per-instance stats, about once a second.
@@ -77,13 +95,50 @@ mod tests {
         let p = PartitionId(7);
         assert_eq!(
             k.lease(p),
-            "ns:lease:7",
+            "ns:{p7}:lease:7",
             "the cluster's names through Deref"
         );
-        assert_eq!(k.sym(&sym), "ns:sym:AAPL");
-        assert_eq!(k.sym_prefix(), "ns:sym:");
-        assert_eq!(k.psyms(p), "ns:psyms:7");
-        assert_eq!(k.bars(&sym), "ns:bars:AAPL");
+        assert_eq!(k.sym(p, &sym), "ns:{p7}:sym:AAPL");
+        assert_eq!(k.sym_pattern(), "ns:*:sym:*");
+        assert_eq!(k.symbol_of("ns:{p7}:sym:AAPL"), Some("AAPL"));
+        assert_eq!(k.symbol_of("ns:{p7}:psyms:7"), None);
+        assert_eq!(k.symbol_of("other:{p7}:sym:AAPL"), None);
+        assert_eq!(k.psyms(p), "ns:{p7}:psyms:7");
+        assert_eq!(k.bars(p, &sym), "ns:{p7}:bars:AAPL");
         assert_eq!(k.stats(), "ns:stats");
+    }
+
+    /// Redis Cluster hashes only the part between the first `{` and the
+    /// next `}` when there is one.
+    fn hash_tag(key: &str) -> &str {
+        key.find('{')
+            .and_then(|a| key[a + 1..].find('}').map(|b| &key[a + 1..a + 1 + b]))
+            .filter(|t| !t.is_empty())
+            .unwrap_or(key)
+    }
+
+    #[test]
+    fn every_key_of_a_partition_shares_its_hash_slot() {
+        let k = Keys::new("ns");
+        let p = PartitionId(7);
+        let sym: Symbol = "AAPL".parse().unwrap();
+        let of_p7 = [
+            k.lease(p),
+            k.epoch(p),
+            k.psyms(p),
+            k.sym(p, &sym),
+            k.bars(p, &sym),
+            k.in_partition(p, "done:r1"),
+        ];
+        for key in &of_p7 {
+            assert_eq!(hash_tag(key), "p7", "{key}");
+        }
+        assert_ne!(hash_tag(&k.lease(PartitionId(70))), "p7");
+        let p64 = std::num::NonZeroU32::new(64).unwrap();
+        assert_eq!(
+            k.sym_in(&sym, p64),
+            "ns:{p11}:sym:AAPL",
+            "AAPL is pinned to 11"
+        );
     }
 }

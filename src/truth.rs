@@ -5,7 +5,7 @@
 //! engine uses, so the two are computed by the same arithmetic.
 //! [`TruthRecord`] is the file's one type: feed-sim writes it, and the tests
 //! and benches read it back to compare, field for field, with what the
-//! processors stored in `{ns}:sym:{SYMBOL}`. A run is exact when every
+//! processors stored in `{ns}:{p<p>}:sym:{SYMBOL}`. A run is exact when every
 //! recorded symbol matches and no symbol the feed never sent was stored.
 
 use std::collections::{BTreeMap, HashMap};
@@ -248,14 +248,13 @@ impl Comparison {
 /// longer than a connection's response timeout on a busy machine.
 const READ_CHUNK: usize = 2_000;
 
-/// Reads every `{ns}:sym:*` hash (found with SCAN), in pipelines of
-/// [`READ_CHUNK`].
+/// Reads every symbol state hash (`{ns}:*:sym:*`, found with SCAN), in
+/// pipelines of [`READ_CHUNK`].
 pub async fn read_stored(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) -> redis::RedisResult<StoredState> {
-    let prefix = keys.sym_prefix();
-    let names = crate::keys::scan_matching(conn, &format!("{prefix}*")).await?;
+    let names = crate::keys::scan_matching(conn, &keys.sym_pattern()).await?;
     let mut out = BTreeMap::new();
     for chunk in names.chunks(READ_CHUNK) {
         let mut pipe = redis::pipe();
@@ -267,7 +266,7 @@ pub async fn read_stored(
             chunk
                 .iter()
                 .zip(hashes)
-                .map(|(n, h)| (n[prefix.len()..].to_string(), h)),
+                .filter_map(|(n, h)| Some((keys.symbol_of(n)?.to_string(), h))),
         );
     }
     Ok(out)

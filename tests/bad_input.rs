@@ -2,7 +2,7 @@
 //! clear error (JSON `error` message, close code, HTTP status or exit
 //! code), is counted on `/metrics`, and costs nothing else: the good ticks
 //! pushed around the bad ones end up exactly in `/api/symbols/X` and in
-//! the `{ns}:sym:X` hash.
+//! the `{ns}:{p<p>}:sym:X` hash.
 //!
 //! A mismatched cluster config (another partition count) is covered by
 //! `tests/cluster_cli.rs::mismatched_partitions_name_both_values`.

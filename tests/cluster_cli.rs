@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use support::procs::Proc;
 use support::{connect, redis, wait_until};
+use tickshard::cluster::config::SCHEMA;
 use tickshard::keys::{Keys, DEFAULT_NAMESPACE};
 
 fn bin() -> &'static str {
@@ -111,7 +112,7 @@ async fn mismatched_partitions_name_both_values() {
     let mut con = connect(&server).await;
     let _: () = redis::cmd("HSET")
         .arg(Keys::new(DEFAULT_NAMESPACE).config())
-        .arg(&["partitions", "64", "lease_ms", "2000", "schema", "1"])
+        .arg(&["partitions", "64", "lease_ms", "2000", "schema", SCHEMA])
         .query_async(&mut con)
         .await
         .unwrap();
@@ -119,6 +120,25 @@ async fn mismatched_partitions_name_both_values() {
     assert_eq!(code, Some(1), "{err}");
     assert_one_clear_line(&err, "configured with 64 partitions");
     assert!(err.contains("started with 32"), "{err}");
+}
+
+#[tokio::test]
+async fn a_namespace_of_an_older_key_schema_is_refused() {
+    let server = redis();
+    let mut con = connect(&server).await;
+    let _: () = redis::cmd("HSET")
+        .arg(Keys::new(DEFAULT_NAMESPACE).config())
+        .arg(&["partitions", "64", "lease_ms", "2000", "schema", "1"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let (code, err) = run_processor(&["--redis", &server.url()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "created with key schema 1");
+    assert!(
+        err.contains("new namespace (--cluster)"),
+        "says what to do: {err}"
+    );
 }
 
 #[tokio::test]

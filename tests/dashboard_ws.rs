@@ -61,7 +61,7 @@ async fn seed_cluster(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys)
             &[
                 ("partitions", P.to_string()),
                 ("lease_ms", "2000".into()),
-                ("schema", "1".into()),
+                ("schema", tickshard::cluster::config::SCHEMA.into()),
             ],
         )
         .await

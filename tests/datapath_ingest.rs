@@ -181,7 +181,7 @@ async fn pushed_ticks_are_applied_exactly_once_across_instances() {
     })
     .await;
     let count: String = conn
-        .hget(Keys::new(NS).sym(&"S0".parse().unwrap()), "count")
+        .hget(support::sym_key(NS, "S0"), "count")
         .await
         .unwrap();
     assert_eq!(count, truth.symbols["S0"].count.to_string());

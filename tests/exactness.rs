@@ -1,6 +1,6 @@
 //! Exactness end to end: real redis-server, real `feed-sim`, real
 //! processor processes. After the feed stops and the cluster settles, every
-//! `{ns}:sym:*` hash equals the feed's `--record` ground truth, whatever the
+//! `{ns}:*:sym:*` hash equals the feed's `--record` ground truth, whatever the
 //! distribution mode and whatever happens to the processors mid-stream.
 #![allow(clippy::unwrap_used)]
 

@@ -16,7 +16,6 @@ use redis::AsyncCommands;
 use support::fleet::{http_get, spawn_processor, wait_all_owned};
 use support::wait_until;
 use tickshard::codec::{encode_batch, FeedMessage};
-use tickshard::keys::Keys;
 use tickshard::tick::{Price, Tick};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -91,7 +90,7 @@ async fn garbage_from_the_feed_is_counted_and_costs_nothing_else() {
             let mut c = conn.clone();
             async move {
                 let h: std::collections::HashMap<String, String> = c
-                    .hgetall(Keys::new(NS).sym(&"GOOD".parse().unwrap()))
+                    .hgetall(support::sym_key(NS, "GOOD"))
                     .await
                     .unwrap_or_default();
                 h.get("count").map(String::as_str) == Some("5")

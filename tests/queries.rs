@@ -13,7 +13,6 @@ use support::fleet::{http_get, spawn_processor, wait_all_owned};
 use support::procs::get_json;
 use support::wait_until;
 use tickshard::codec::FeedMessage;
-use tickshard::keys::Keys;
 use tickshard::partition::partition_of;
 use tickshard::tick::{Price, Symbol, Tick};
 use tokio_tungstenite::tungstenite::Message;
@@ -67,7 +66,7 @@ async fn a_query_while_the_owner_is_killed_fails_clearly_then_recovers() {
     ws.send(Message::text(FeedMessage::Batch { ticks }.to_json()))
         .await
         .unwrap();
-    let key = Keys::new(NS).sym(&symbol);
+    let key = support::sym_key(NS, symbol.as_str());
     wait_until(Duration::from_secs(10), "p2 flushed the symbol", || {
         let mut c = conn.clone();
         let key = key.clone();

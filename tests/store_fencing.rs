@@ -79,7 +79,7 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     assert_eq!(store.flush(&flush).await.unwrap(), FlushOutcome::Written(2));
 
     let h: std::collections::HashMap<String, String> =
-        conn.hgetall(keys().sym(&aapl())).await.unwrap();
+        conn.hgetall(keys().sym(P, &aapl())).await.unwrap();
     assert_eq!(h["count"], "3");
     assert_eq!(h["volume"], "60");
     assert_eq!(h["last_seq"], "3");
@@ -95,7 +95,7 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     assert_eq!(members.len(), 2);
     // The bar of second 0 completed when the tick of second 2 arrived.
     let bars: redis::streams::StreamRangeReply =
-        conn.xrange_all(keys().bars(&aapl())).await.unwrap();
+        conn.xrange_all(keys().bars(P, &aapl())).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
     assert_eq!(bars.ids[0].id, "0-1");
 
@@ -103,7 +103,7 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     let again = flush_after(&ticks, Epoch(3));
     assert_eq!(store.flush(&again).await.unwrap(), FlushOutcome::Written(2));
     let bars: redis::streams::StreamRangeReply =
-        conn.xrange_all(keys().bars(&aapl())).await.unwrap();
+        conn.xrange_all(keys().bars(P, &aapl())).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
 
     let loaded = store.load(P).await.unwrap();
@@ -147,7 +147,7 @@ async fn a_stale_owner_cannot_write() {
     let _: () = conn.set(keys().lease(P), "p1:3").await.unwrap();
     assert_eq!(old.flush(&stale).await.unwrap(), FlushOutcome::FenceNewer);
 
-    let count: String = conn.hget(keys().sym(&aapl()), "count").await.unwrap();
+    let count: String = conn.hget(keys().sym(P, &aapl()), "count").await.unwrap();
     assert_eq!(count, "2", "the fresh owner's state was overwritten");
 
     // With no lease at all nobody writes.
@@ -164,7 +164,7 @@ async fn corrupt_stored_state_is_reported_not_fatal() {
         .await
         .unwrap();
     let _: () = conn
-        .hset(keys().sym(&aapl()), "count", "not a number")
+        .hset(keys().sym(P, &aapl()), "count", "not a number")
         .await
         .unwrap();
     let store = store_for(&server, "p1").await;

@@ -1,7 +1,7 @@
 //! The stored-state lag: how long after its owner has applied a tick the
-//! tick is in the stored `{ns}:sym:{SYMBOL}` hash. One sample: pick an
+//! tick is in the stored `{ns}:{p<p>}:sym:{SYMBOL}` hash. One sample: pick an
 //! active symbol (the processors' hot symbols), ask its owner over HTTP
-//! (`GET /api/symbols/{SYMBOL}`, found through `{ns}:lease:{p}`) for its
+//! (`GET /api/symbols/{SYMBOL}`, found through `{ns}:{p<p>}:lease:{p}`) for its
 //! live `last_seq` L, note the time t0 when the answer arrives, then read
 //! the stored `last_seq` every ~2 ms until it is ≥ L at t1: lag = t1 − t0.
 //! Only the bench's own monotonic clock is used, never a comparison of
@@ -154,7 +154,7 @@ impl LagProbe {
             return Sample::QueryFailed;
         };
         let t0 = Instant::now();
-        let key = self.keys.sym(&sym);
+        let key = self.keys.sym_in(&sym, self.partitions);
         loop {
             let stored: Option<u64> = redis::cmd("HGET")
                 .arg(&key)

@@ -2,6 +2,8 @@
 //! cluster run ends with: a hand-written fixture stored in a real Redis must
 //! compare exact, and one changed field and one extra symbol must be found.
 
+use std::num::NonZeroU32;
+
 use tickshard::keys::Keys;
 use tickshard::tick::Symbol;
 use tickshard::truth::{read_stored, TruthRecord};
@@ -19,7 +21,7 @@ pub(crate) async fn self_check(url: &str) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let hset = |sym: &str, fields: Vec<(&'static str, String)>| {
-        let key = keys.sym(&sym.parse::<Symbol>().unwrap());
+        let key = keys.sym_in(&sym.parse::<Symbol>().unwrap(), NonZeroU32::MIN);
         let mut cmd = redis::cmd("HSET");
         cmd.arg(key);
         for (f, v) in fields {

@@ -41,7 +41,7 @@ pub struct PollResult {
     pub redis_now_ms: u64,
     /// P from `{ns}:config` (`None` when the cluster has no config yet).
     pub partitions: Option<u32>,
-    /// Raw `{ns}:lease:{p}` values, index = partition.
+    /// Raw `{ns}:{p<p>}:lease:{p}` values, index = partition.
     pub leases: Vec<Option<String>>,
     /// `{ns}:members`: instance id → heartbeat expiry (ms).
     pub members: Vec<(String, u64)>,

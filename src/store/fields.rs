@@ -1,4 +1,4 @@
-//! The `{ns}:sym:{SYMBOL}` hash layout: encoding a symbol's state into
+//! The `{ns}:{p<p>}:sym:{SYMBOL}` hash layout: encoding a symbol's state into
 //! field/value pairs and decoding it back, exactly.
 //!
 //! Contract fields: `count`, `volume`, `last_seq`, `last_px`, `last_size`,

@@ -1,6 +1,6 @@
 -- Fenced flush of one partition's dirty symbols.
--- KEYS[1] = {ns}:lease:{p}, KEYS[2] = {ns}:psyms:{p},
--- then per symbol i: KEYS[1+2i] = {ns}:sym:{S}, KEYS[2+2i] = {ns}:bars:{S}
+-- KEYS[1] = {ns}:{p<p>}:lease:{p}, KEYS[2] = {ns}:{p<p>}:psyms:{p},
+-- then per symbol i: KEYS[1+2i] = {ns}:{p<p>}:sym:{S}, KEYS[2+2i] = {ns}:{p<p>}:bars:{S}
 -- ARGV[1] = expected lease value "{instance}:{epoch}", ARGV[2] = epoch,
 -- ARGV[3] = partition, ARGV[4] = symbol count, ARGV[5] = updated_ns,
 -- ARGV[6] = bars stream max length,

@@ -1,16 +1,17 @@
 //! Fenced persistence of per-symbol state in Redis, and loading it back.
 //!
 //! A flush writes one partition's dirty symbols with a Lua script
-//! (`flush.lua`) that writes only if `{ns}:lease:{p}` still holds
+//! (`flush.lua`) that writes only if `{ns}:{p<p>}:lease:{p}` still holds
 //! `{instance}:{epoch}` and no symbol's stored `fence` is newer than
 //! `epoch`. The symbols go in chunks of at most [`Store::with_chunk`]
 //! symbols, one script each (a few in flight at once), so no script holds
 //! the single-threaded Redis for long: the forwarded ticks and the lease
 //! renewals it also carries never wait behind a big flush. Each symbol's
 //! whole state is written, so chunks are independent and a chunk written
-//! twice (a retry) changes nothing; completed bars are appended to `{ns}:bars:{SYMBOL}` with ids
+//! twice (a retry) changes nothing; completed bars are appended to `{ns}:{p<p>}:bars:{SYMBOL}` with ids
 //! derived from the bar start, so a re-sent bar is not appended twice.
-//! Loading reads `{ns}:psyms:{p}` and every listed `{ns}:sym:*` hash.
+//! Loading reads `{ns}:{p<p>}:psyms:{p}` and every listed symbol's
+//! `{ns}:{p<p>}:sym:<SYMBOL>` hash.
 
 pub mod fields;
 
@@ -172,8 +173,8 @@ impl Store {
             .arg(now_ns())
             .arg(BARS_MAX_LEN);
         for record in records {
-            inv.key(self.keys.sym(&record.symbol))
-                .key(self.keys.bars(&record.symbol));
+            inv.key(self.keys.sym(flush.partition, &record.symbol))
+                .key(self.keys.bars(flush.partition, &record.symbol));
             let fields = fields::encode(record);
             inv.arg(record.symbol.as_str()).arg(fields.len());
             for (k, v) in fields {
@@ -222,7 +223,7 @@ impl Store {
         for chunk in symbols.chunks(LOAD_CHUNK) {
             let mut pipe = redis::pipe();
             for s in chunk {
-                pipe.hgetall(self.keys.sym(s));
+                pipe.hgetall(self.keys.sym(p, s));
             }
             let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
             for (symbol, map) in chunk.iter().zip(maps) {

@@ -4,7 +4,7 @@
 //! [`Claims`] polls every watched processor's `/api/ownership` and keeps
 //! each partition it names itself the owner of, with its epoch and the
 //! request's send and receive times (the belief held at some moment in
-//! between). [`LeaseWatcher`] reads every `{ns}:lease:{p}` key from Redis
+//! between). [`LeaseWatcher`] reads every `{ns}:{p<p>}:lease:{p}` key from Redis
 //! throughout. [`check_claims`] and the watcher then assert:
 //!
 //! - no (partition, epoch) is claimed by two instances;

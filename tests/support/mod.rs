@@ -62,3 +62,11 @@ pub mod chaos;
 pub mod claims;
 pub mod procs;
 pub mod proxy;
+
+/// The state key of `symbol` in cluster `ns` (of the default partition
+/// count).
+pub fn sym_key(ns: &str, symbol: &str) -> String {
+    let s: tickshard::tick::Symbol = symbol.parse().expect("a valid symbol");
+    let p = std::num::NonZeroU32::new(tickshard::partition::DEFAULT_PARTITIONS).expect("non-zero");
+    tickshard::keys::Keys::new(ns).sym_in(&s, p)
+}

@@ -11,8 +11,9 @@ use super::error::ClusterError;
 use crate::ids::InstanceId;
 use crate::keys::ClusterKeys;
 
-/// Schema version stored in `{ns}:config`.
-pub const SCHEMA: &str = "1";
+/// Schema version stored in `{ns}:config`: 2 since keys of a partition
+/// carry its hash tag (`{ns}:{p<p>}:...`); 1 before.
+pub const SCHEMA: &str = "2";
 
 /// How an instance joins the cluster.
 #[derive(Clone)]
@@ -101,7 +102,7 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
 ) -> Result<(), ClusterError> {
     let key = keys.config();
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-    let (stored,): (Option<String>,) = redis::pipe()
+    let (stored, schema): (Option<String>, Option<String>) = redis::pipe()
         .hset_nx(&key, "partitions", partitions.get())
         .ignore()
         .hset_nx(&key, "lease_ms", lease_ms)
@@ -109,10 +110,24 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
         .hset_nx(&key, "schema", SCHEMA)
         .ignore()
         .hget(&key, "partitions")
+        .hget(&key, "schema")
         .query_async(con)
         .await
         .map_err(ClusterError::redis("config"))?;
+    check_schema(keys, schema.as_deref())?;
     check_partitions(keys, stored.as_deref(), partitions)
+}
+
+/// Refuses a cluster whose keys were laid out by another version.
+pub fn check_schema(keys: &ClusterKeys, stored: Option<&str>) -> Result<(), ClusterError> {
+    match stored {
+        Some(SCHEMA) => Ok(()),
+        other => Err(ClusterError::SchemaMismatch {
+            namespace: keys.namespace().to_owned(),
+            key: keys.config(),
+            stored: other.unwrap_or("none").to_owned(),
+        }),
+    }
 }
 
 /// Compares the stored partition count with ours.

@@ -47,6 +47,21 @@ pub enum ClusterError {
         /// `maxmemory-policy`.
         policy: String,
     },
+    /// The cluster's keys were laid out by another version.
+    #[error(
+        "cluster {namespace} was created with key schema {stored} ({key}); this version uses \
+         schema 2, whose keys carry the partition's hash tag ({namespace}:{{p7}}:lease:7). \
+         Start it under a new namespace (--cluster), or stop every instance and delete the \
+         namespace's keys first"
+    )]
+    SchemaMismatch {
+        /// Namespace.
+        namespace: String,
+        /// Config key holding the stored value.
+        key: String,
+        /// The schema stored there.
+        stored: String,
+    },
     /// The cluster already exists with another partition count.
     #[error(
         "cluster `{namespace}` is configured with {configured} partitions ({key}) but this \

@@ -6,14 +6,18 @@
 //! [`FencedScript::new`] wraps the service's Lua body in one script that,
 //! inside Redis and in one step:
 //!
-//! 1. compares `{ns}:lease:{p}` with `{me}:{epoch}` and refuses
+//! 1. compares `{ns}:{p<p>}:lease:{p}` with `{me}:{epoch}` and refuses
 //!    ([`WriteOutcome::NotOwner`]) when it differs, so a paused or
 //!    partitioned former owner can never write after a new owner took
 //!    over;
 //! 2. when given an idempotency id, returns the result recorded for it
 //!    ([`WriteOutcome::Duplicate`]) without running the body again;
 //! 3. runs the body with the service's own `KEYS` and `ARGV`, and records
-//!    what it returned under the id (`{ns}:done:{p}:{id}`).
+//!    what it returned under the id (`{ns}:{p<p>}:done:{id}`).
+//!
+//! The body's keys should be keys of the partition
+//! ([`ClusterKeys::in_partition`](crate::keys::ClusterKeys::in_partition)),
+//! so that on a Redis Cluster they share the lease's hash slot.
 //!
 //! The body is a Lua function body that returns the write's result, the
 //! one the caller gets now and on every retry of the same id: a string,
@@ -157,7 +161,7 @@ impl FencedWrite<'_> {
             .unwrap_or(0);
         let mut inv = script.script.prepare_invoke();
         inv.key(keys.lease(self.partition))
-            .key(keys.named(&format!("done:{}:{id}", self.partition)));
+            .key(keys.in_partition(self.partition, &format!("done:{id}")));
         for k in &self.keys {
             inv.key(k);
         }

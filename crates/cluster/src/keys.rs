@@ -2,6 +2,13 @@
 //! place ([`ClusterKeys`]). A service adds its own names beside them under
 //! the same namespace.
 //!
+//! Every key of one partition carries the partition's hash tag,
+//! `{ns}:{p<p>}:...` (e.g. `tickshard:{p7}:lease:7`), so that on a Redis
+//! Cluster they all live in one hash slot and a script may touch any of
+//! them (the lease it fences with, and the data it writes). The namespace
+//! stays the first segment, and the names still end as before
+//! (`:lease:<p>`), so scans by pattern keep working.
+//!
 //! The names are a public contract: external tools read them, so they
 //! change only together with the docs and tests.
 
@@ -54,6 +61,12 @@ impl ClusterKeys {
         format!("{}:{suffix}", self.ns)
     }
 
+    /// `{ns}:{p<p>}:{suffix}`: a key of partition `p` (the service's data
+    /// of that partition), in the partition's hash slot.
+    pub fn in_partition(&self, p: PartitionId, suffix: &str) -> String {
+        format!("{}:{{p{}}}:{suffix}", self.ns, p)
+    }
+
     /// `{ns}:config` hash: `partitions`, `lease_ms`, `schema`.
     pub fn config(&self) -> String {
         self.named("config")
@@ -69,27 +82,23 @@ impl ClusterKeys {
         format!("{}:member:{}", self.ns, id)
     }
 
-    /// `{ns}:lease:{p}` string: `{instance}:{epoch}`, with PX.
+    /// `{ns}:{p<p>}:lease:{p}` string: `{instance}:{epoch}`, with PX.
     pub fn lease(&self, p: PartitionId) -> String {
-        format!("{}:lease:{}", self.ns, p)
+        self.in_partition(p, &format!("lease:{p}"))
     }
 
-    /// Every lease key `{ns}:lease:0` .. `{ns}:lease:{partitions - 1}`,
-    /// for one `MGET` of the whole ownership.
+    /// Every lease key, partition 0 to `partitions - 1`, for one `MGET` of
+    /// the whole ownership (on a single Redis).
     pub fn all_leases(&self, partitions: u32) -> Vec<String> {
         (0..partitions)
             .map(|p| self.lease(PartitionId(p)))
             .collect()
     }
 
-    /// Prefix of all lease keys (`{ns}:lease:`), for scans.
-    pub fn lease_prefix(&self) -> String {
-        self.named("lease:")
-    }
-
-    /// `{ns}:epoch:{p}` integer: last fencing token handed out for p.
+    /// `{ns}:{p<p>}:epoch:{p}` integer: last fencing token handed out for
+    /// p.
     pub fn epoch(&self, p: PartitionId) -> String {
-        format!("{}:epoch:{}", self.ns, p)
+        self.in_partition(p, &format!("epoch:{p}"))
     }
 
     /// `{ns}:inbox:{id}` channel: messages for one instance.
@@ -120,9 +129,10 @@ mod tests {
         assert_eq!(k.config(), "ns:config");
         assert_eq!(k.members(), "ns:members");
         assert_eq!(k.member(&id), "ns:member:p1");
-        assert_eq!(k.lease(p), "ns:lease:7");
-        assert_eq!(k.all_leases(2), ["ns:lease:0", "ns:lease:1"]);
-        assert_eq!(k.epoch(p), "ns:epoch:7");
+        assert_eq!(k.lease(p), "ns:{p7}:lease:7");
+        assert_eq!(k.all_leases(2), ["ns:{p0}:lease:0", "ns:{p1}:lease:1"]);
+        assert_eq!(k.epoch(p), "ns:{p7}:epoch:7");
+        assert_eq!(k.in_partition(p, "done:r1"), "ns:{p7}:done:r1");
         assert_eq!(k.inbox(&id), "ns:inbox:p1");
         assert_eq!(k.events(), "ns:events");
         assert_eq!(k.broadcast(), "ns:broadcast");

@@ -1,14 +1,14 @@
 //! Fenced leases: the Lua scripts that acquire, renew and release
-//! `{ns}:lease:{p}` atomically, and the `{instance}:{epoch}` value format.
+//! `{ns}:{p<p>}:lease:{p}` atomically, and the `{instance}:{epoch}` value format.
 //!
 //! Scripts are built once ([`LeaseScripts::new`]) and invoked by SHA; on
 //! `NOSCRIPT` (first use, or a Redis restart) `redis::Script` loads them and
 //! retries. Every script takes many partitions, so a whole round of
 //! acquisitions or renewals costs one round trip.
 //!
-//! - acquire: only if the key is absent, take `INCR {ns}:epoch:{p}` as the
+//! - acquire: only if the key is absent, take `INCR {ns}:{p<p>}:epoch:{p}` as the
 //!   new epoch and `SET lease "{me}:{epoch}" PX ttl`. The epoch is the
-//!   fencing token; it never goes backwards while `{ns}:epoch:{p}` lives.
+//!   fencing token; it never goes backwards while `{ns}:{p<p>}:epoch:{p}` lives.
 //! - renew and release (one script): for each lease still holding our
 //!   exact value, `PEXPIRE` it, or delete it (compare-and-delete).
 //!

@@ -119,7 +119,7 @@
 //! # Guarantees and their limits
 //!
 //! - At most one instance *believes* it owns a partition at a given epoch:
-//!   epochs come from `INCR {ns}:epoch:{p}` inside the acquire script, and
+//!   epochs come from `INCR {ns}:{p<p>}:epoch:{p}` inside the acquire script, and
 //!   an instance stops using a lease when its own monotonic clock says it
 //!   may have lapsed (from when the last successful renew was sent, minus
 //!   a safety margin), before Redis can hand it to anyone else. Writers
@@ -135,16 +135,16 @@
 //!
 //! - With AOF (or any persistence that restores a *prefix* of the write
 //!   history, such as `appendfsync everysec` or an RDB snapshot), the
-//!   `{ns}:epoch:{p}` counters and any state fenced with them come back
+//!   `{ns}:{p<p>}:epoch:{p}` counters and any state fenced with them come back
 //!   together: if a write fenced with epoch e survived, so did the `INCR`
 //!   that produced e, so new epochs stay larger than every surviving fence.
 //! - Without persistence, a restart loses every key: epochs restart at 1,
-//!   but the state they fenced (e.g. `{ns}:sym:*`) is gone too, so no
+//!   but the state they fenced (e.g. `{ns}:*:sym:*`) is gone too, so no
 //!   stale fence can beat them. Running instances see their renews refused
 //!   (`Lost`), re-register (`member_joined`), recreate `{ns}:config` and
 //!   acquire afresh.
 //! - What is *not* supported: losing the epoch counters while keeping the
-//!   data they fenced (e.g. deleting `{ns}:epoch:*` by hand, or keeping the
+//!   data they fenced (e.g. deleting `{ns}:*:epoch:*` by hand, or keeping the
 //!   data in another Redis). Run Redis with AOF if the data must survive.
 
 pub mod assign;
