@@ -249,7 +249,7 @@ impl Comparison {
 const READ_CHUNK: usize = 2_000;
 
 /// Reads every symbol state hash (`{ns}:*:sym:*`, found with SCAN), in
-/// pipelines of [`READ_CHUNK`].
+/// pipelines of 2,000 hashes.
 pub async fn read_stored(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
