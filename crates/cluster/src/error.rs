@@ -37,7 +37,7 @@ pub enum ClusterError {
         "Redis at {url} may evict keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}): \
          a lease or an epoch counter could vanish under a live owner. Set maxmemory-policy to \
          noeviction (CONFIG SET maxmemory-policy noeviction, and in redis.conf), or allow it \
-         explicitly (tickshard: --allow-eviction) if you accept that risk"
+         explicitly (--allow-eviction, or ClusterOptions::allow_eviction) if you accept that risk"
     )]
     EvictingRedis {
         /// The URL, with any password removed.

@@ -3,7 +3,7 @@
 //! the same namespace.
 //!
 //! Every key of one partition carries the partition's hash tag,
-//! `{ns}:{p<p>}:...` (e.g. `tickshard:{p7}:lease:7`), so that on a Redis
+//! `{ns}:{p<p>}:...` (e.g. `ns:{p7}:lease:7`), so that on a Redis
 //! Cluster they all live in one hash slot and a script may touch any of
 //! them (the lease it fences with, and the data it writes). The namespace
 //! stays the first segment, and the names still end as before

@@ -94,18 +94,18 @@ impl OwnershipMap {
                 epoch,
                 ..
             } => {
-                let newer = self
-                    .holders
-                    .get(partition)
-                    .is_none_or(|h| h.epoch <= *epoch);
-                if newer {
-                    let holder = Holder {
-                        instance: instance.clone(),
-                        epoch: *epoch,
-                    };
-                    return self.holders.insert(*partition, holder.clone()) != Some(holder);
+                let known = self.holders.get(partition);
+                let newer = known.is_none_or(|h| h.epoch <= *epoch);
+                let same = known.is_some_and(|h| h.epoch == *epoch && &h.instance == instance);
+                if !newer || same {
+                    return false;
                 }
-                false
+                let holder = Holder {
+                    instance: instance.clone(),
+                    epoch: *epoch,
+                };
+                self.holders.insert(*partition, holder);
+                true
             }
             ClusterEvent::LeaseReleased {
                 partition,
@@ -153,11 +153,6 @@ impl Observer {
             .client()
             .map_err(|e| ClusterError::from_config(redis, e))?;
         Ok(Self { client, keys })
-    }
-
-    /// The keys it reads.
-    pub fn keys(&self) -> &ClusterKeys {
-        &self.keys
     }
 
     /// A connection for [`Observer::read`] (multiplexed; reuse it).

@@ -148,11 +148,6 @@ impl Proc {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Where stdout goes when kept apart.
-    pub fn stdout_path(&self) -> Option<&Path> {
-        self.out.as_deref()
-    }
-
     /// What it wrote to stdout when kept apart (empty otherwise).
     pub fn stdout(&self) -> String {
         self.out
