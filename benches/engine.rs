@@ -19,6 +19,8 @@ fn active_engine() -> Engine {
         gap: GapPolicy::default(),
         max_held: 1_000_000,
         max_loading_held: 1_000_000,
+        max_outputs: tickshard::engine::DEFAULT_MAX_OUTPUTS,
+        operators: common::default_operators(),
     });
     let now = Instant::now();
     e.begin_load(P, Epoch(1));

@@ -20,6 +20,8 @@ fn flush_of(symbols: usize) -> PartitionFlush {
         gap: GapPolicy::default(),
         max_held: 1000,
         max_loading_held: 1000,
+        max_outputs: tickshard::engine::DEFAULT_MAX_OUTPUTS,
+        operators: common::default_operators(),
     });
     let now = Instant::now();
     e.begin_load(P, Epoch(1));
@@ -44,7 +46,7 @@ fn bench_flush(c: &mut Criterion) {
             .query_async(&mut conn)
             .await
             .unwrap();
-        Store::new(conn, keys.clone(), id.clone())
+        Store::new(conn, keys.clone(), id.clone(), common::default_operators())
     });
 
     let mut g = c.benchmark_group("store_flush");

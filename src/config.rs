@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::keys::DEFAULT_NAMESPACE;
+use crate::operator::bars::BarWidth;
+use crate::operator::{OperatorError, OperatorSet};
 use crate::partition::DEFAULT_PARTITIONS;
 use crate::store;
 
@@ -129,9 +131,33 @@ pub struct ProcessorArgs {
     #[arg(long, env = "TICKSHARD_FLUSH_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub flush_ms: u64,
 
-    /// Length of an OHLC bar, in seconds of exchange time.
-    #[arg(long, env = "TICKSHARD_BAR_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub bar_secs: u64,
+    /// OHLC bar widths in exchange time, comma-separated (`1s,1m,5m`; each
+    /// a number and s, m or h, up to 24h). The first width's current bar
+    /// is stored under the contract fields `open`, `high`, ...; completed
+    /// bars go to the stream `{ns}:{p<p>}:out:bars_<width>:<SYMBOL>`.
+    #[arg(long, env = "TICKSHARD_BARS", value_delimiter = ',', default_value = "1m", num_args = 1..)]
+    pub bars: Vec<BarWidth>,
+
+    /// Exponential moving averages of the price, comma-separated spans in
+    /// ticks (`--ema 20,50` stores fields `ema_20` and `ema_50`).
+    #[arg(long, env = "TICKSHARD_EMA", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ema: Vec<u32>,
+
+    /// Volume-spike signal: a tick whose size is at least FACTOR times the
+    /// average size (over `--volume-spike-window` ticks) is written to the
+    /// stream `{ns}:{p<p>}:out:volume_spike:<SYMBOL>`.
+    #[arg(long, env = "TICKSHARD_VOLUME_SPIKE", value_name = "FACTOR", value_parser = parse_factor)]
+    pub volume_spike: Option<f64>,
+
+    /// Length each operator output stream (bars included) is trimmed to,
+    /// approximately (`XADD MAXLEN ~`): consumers that fall further behind
+    /// lose the oldest entries.
+    #[arg(long, env = "TICKSHARD_OUTPUT_MAX_LEN", default_value_t = store::DEFAULT_OUTPUT_MAX_LEN, value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
+    pub output_max_len: u64,
+
+    /// Ticks averaged by the volume-spike signal.
+    #[arg(long, env = "TICKSHARD_VOLUME_SPIKE_WINDOW", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub volume_spike_window: u32,
 
     /// How long a sequence gap may stay open before a replay is asked for, in milliseconds.
     #[arg(long, env = "TICKSHARD_GAP_REPLAY_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -172,6 +198,22 @@ impl ProcessorArgs {
     /// The lease TTL.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    /// The built-in operators these options ask for.
+    pub fn operators(&self) -> Result<OperatorSet, OperatorError> {
+        let spike = self
+            .volume_spike
+            .map(|factor| (self.volume_spike_window, factor));
+        OperatorSet::builtin(&self.bars, &self.ema, spike)
+    }
+}
+
+/// A volume-spike factor: a finite number above 1.
+fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 1.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a factor above 1 (e.g. 5)")),
     }
 }
 

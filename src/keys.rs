@@ -1,6 +1,7 @@
 //! Every Redis key and channel name the project uses: the cluster layer's
 //! ([`ClusterKeys`], reached through [`Keys`] by `Deref`) and tickshard's
-//! own (symbol state, partition symbol sets, bars, stats). A symbol's keys
+//! own (symbol state, partition symbol sets, operator output streams, the
+//! live-update channel, stats). A symbol's keys
 //! carry its partition's hash tag (`{ns}:{p<p>}:sym:<SYMBOL>`), like the
 //! partition's lease, so the fenced flush touches one hash slot.
 //!
@@ -72,10 +73,22 @@ impl Keys {
         format!("{}:{{p{p}}}:psyms:{p}", self.namespace())
     }
 
-    /// `{ns}:{p<p>}:bars:{SYMBOL}` stream: completed OHLC bars of `s`, of
-    /// partition `p`.
-    pub fn bars(&self, p: PartitionId, s: &Symbol) -> String {
-        format!("{}:{{p{p}}}:bars:{s}", self.namespace())
+    /// `{ns}:{p<p>}:out:{operator}:{SYMBOL}` stream: the outputs of one
+    /// operator for `s` (completed bars are the outputs of `bars_<width>`).
+    pub fn out(&self, p: PartitionId, operator: &str, s: &Symbol) -> String {
+        format!("{}:{{p{p}}}:out:{operator}:{s}", self.namespace())
+    }
+
+    /// `{ns}:{p<p>}:live` channel: the state updates and outputs of
+    /// partition `p`'s symbols, published by the flush while watched.
+    pub fn live(&self, p: PartitionId) -> String {
+        format!("{}:{{p{p}}}:live", self.namespace())
+    }
+
+    /// `{ns}:{p<p>}:watched` key: present (with a TTL) while some
+    /// `/ws/symbols` client watches a symbol of partition `p`.
+    pub fn watched(&self, p: PartitionId) -> String {
+        format!("{}:{{p{p}}}:watched", self.namespace())
     }
 
     /// `{ns}:stats` channel: per-instance stats, about once a second.
@@ -104,7 +117,9 @@ mod tests {
         assert_eq!(k.symbol_of("ns:{p7}:psyms:7"), None);
         assert_eq!(k.symbol_of("other:{p7}:sym:AAPL"), None);
         assert_eq!(k.psyms(p), "ns:{p7}:psyms:7");
-        assert_eq!(k.bars(p, &sym), "ns:{p7}:bars:AAPL");
+        assert_eq!(k.out(p, "bars_1m", &sym), "ns:{p7}:out:bars_1m:AAPL");
+        assert_eq!(k.live(p), "ns:{p7}:live");
+        assert_eq!(k.watched(p), "ns:{p7}:watched");
         assert_eq!(k.stats(), "ns:stats");
     }
 
@@ -127,7 +142,9 @@ mod tests {
             k.epoch(p),
             k.psyms(p),
             k.sym(p, &sym),
-            k.bars(p, &sym),
+            k.out(p, "bars_1m", &sym),
+            k.live(p),
+            k.watched(p),
             k.in_partition(p, "done:r1"),
         ];
         for key in &of_p7 {

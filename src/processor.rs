@@ -26,6 +26,7 @@ use crate::engine::{EngineConfig, GapPolicy};
 use crate::http::{self, DataState};
 use crate::ingest::feed::FeedClient;
 use crate::keys::Keys;
+use crate::operator::{OperatorError, OperatorSet};
 use crate::stats::{
     run_publisher as run_stats_publisher, BadInput, FnSource, Metrics, PublisherConfig,
 };
@@ -63,6 +64,48 @@ pub enum ProcessorError {
     /// A Redis connection for the store could not be made.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The operators are misconfigured.
+    #[error("operators: {0}")]
+    Operator(#[from] OperatorError),
+}
+
+/// Runs a processor as a program's whole job, as `tickshard processor`
+/// does: logging, a runtime of `--worker-threads` threads, Ctrl-C and
+/// SIGTERM for a clean shutdown, and one error line prefixed with
+/// `program` on failure. `operators` are what every symbol runs (start
+/// from [`ProcessorArgs::operators`] and push your own).
+pub fn run_process(
+    program: &str,
+    args: ProcessorArgs,
+    operators: OperatorSet,
+) -> std::process::ExitCode {
+    crate::logging::init();
+    // A processor's work is one worker task and a few I/O tasks: on a
+    // machine it shares with its peers, Redis and the feed, one runtime
+    // thread avoids the cross-thread wake-ups that cost more CPU than
+    // they win (see `--worker-threads`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads as usize)
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(rt) => rt.block_on(async {
+            let shutdown = crate::shutdown::on_signals();
+            run_with(args, operators, shutdown).await
+        }),
+        Err(e) => {
+            eprintln!("{program}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One clear line at the edge, not a debug dump.
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The default instance id: `p-<pid>-<random hex>`.
@@ -70,8 +113,20 @@ pub fn default_id() -> String {
     format!("p-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
-/// Runs one processor instance until `shutdown` is cancelled.
+/// Runs one processor instance with the built-in operators its options
+/// ask for, until `shutdown` is cancelled.
 pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+    let operators = args.operators()?;
+    run_with(args, operators, shutdown).await
+}
+
+/// Runs one processor instance with `operators`, until `shutdown` is
+/// cancelled.
+pub async fn run_with(
+    args: ProcessorArgs,
+    operators: OperatorSet,
+    shutdown: CancellationToken,
+) -> Result<(), ProcessorError> {
     let raw_id = args.id.clone().unwrap_or_else(default_id);
     let instance: InstanceId = raw_id
         .parse()
@@ -110,8 +165,15 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
     // The store has a connection of its own: its flush scripts never queue
     // behind the stats messages, nor those behind a flush.
     let store_conn = redis::aio::ConnectionManager::new(redis.client()?).await?;
-    let store = Store::new(store_conn, keys.clone(), instance.clone())
-        .with_chunk(args.flush_chunk as usize);
+    tracing::info!(operators = ?operators, "operators");
+    let store = Store::new(
+        store_conn,
+        keys.clone(),
+        instance.clone(),
+        operators.clone(),
+    )
+    .with_chunk(args.flush_chunk as usize)
+    .with_output_max_len(args.output_max_len);
     let metrics = Arc::new(Metrics::new());
 
     let (input_tx, input_rx) = mpsc::channel(256);
@@ -164,6 +226,23 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
         )
         .with_ingest_max_bytes(usize::try_from(args.ingest_max_bytes).unwrap_or(usize::MAX)),
     ));
+    let live = {
+        let metrics = metrics.clone();
+        crate::live::LiveHub::start(
+            redis.client()?,
+            keys.clone(),
+            Some(args.partitions),
+            Arc::new(move |what, detail| {
+                let kind = match what {
+                    crate::live::hub::Malformed::LiveMessage => BadInput::ForeignMessage,
+                    crate::live::hub::Malformed::Request => BadInput::InvalidRequest,
+                };
+                metrics.bad_input(kind, &detail)
+            }),
+            shutdown.clone(),
+        )
+    };
+    let app = app.merge(crate::live::ws::router(live, shutdown.clone()));
     let rejected = metrics.clone();
     let app = http::auth::require_token(
         app,
@@ -193,10 +272,11 @@ pub async fn run(args: ProcessorArgs, shutdown: CancellationToken) -> Result<(),
                 replay_retry,
                 skip_after: Duration::from_millis(args.gap_timeout_ms),
                 max_replay_span: 10_000,
-                bar_width_ns: args.bar_secs * 1_000_000_000,
             },
             max_held,
             max_loading_held: 200_000,
+            max_outputs: crate::engine::DEFAULT_MAX_OUTPUTS,
+            operators,
         },
         flush_every: Duration::from_millis(args.flush_ms),
         gap_scan_every: Duration::from_millis((args.gap_replay_ms / 2).clamp(5, 100)),

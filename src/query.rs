@@ -53,8 +53,12 @@ pub struct SymbolView {
     pub last_size: u32,
     /// Volume-weighted average price.
     pub vwap_px: Option<Price>,
-    /// The current bar.
+    /// The current bar of the first `--bars` width.
     pub bar: Option<Bar>,
+    /// Every field of the state as stored: the totals' and each
+    /// operator's (`ema_20`, `bars_5m_open`, ...).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
     /// Ticks held ahead of a gap.
     pub pending: usize,
 }
@@ -69,6 +73,7 @@ impl SymbolView {
         state: &SymbolState,
     ) -> Self {
         let t = &state.totals;
+        let fields = state.fields().into_pairs();
         Self {
             symbol,
             partition,
@@ -80,7 +85,8 @@ impl SymbolView {
             last_px: t.last_px,
             last_size: t.last_size,
             vwap_px: t.vwap(),
-            bar: state.bar,
+            bar: crate::operator::bars::primary_bar(&fields),
+            fields: fields.into_iter().collect(),
             pending: state.pending_len(),
         }
     }

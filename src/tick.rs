@@ -293,6 +293,16 @@ impl TryFrom<RawTick> for Tick {
 
 pub use tickshard_cluster::ids::{Epoch, InstanceId, PartitionId, MAX_INSTANCE_ID_LEN};
 
+/// Parses an RFC 3339 / ISO 8601 timestamp with an offset
+/// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`, by `jiff`) into
+/// nanoseconds since the Unix epoch: the exchange time of a trade file's
+/// row. A timestamp without an offset is refused: exchange time must be
+/// unambiguous. So is one before 1970.
+pub fn parse_timestamp(s: &str) -> Option<u64> {
+    let ts: jiff::Timestamp = s.parse().ok()?;
+    u64::try_from(ts.as_nanosecond()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,16 +24,8 @@ const RESOURCES: usize = 24;
 const REQUESTS: usize = 3000;
 const CONCURRENCY: usize = 24;
 
-/// `target/<profile>/examples/resources`, built beside the test's binaries.
 fn resources_bin() -> PathBuf {
-    let tickshard = PathBuf::from(env!("CARGO_BIN_EXE_tickshard"));
-    let bin = tickshard.with_file_name("examples").join("resources");
-    assert!(
-        bin.is_file(),
-        "{} not built: run `cargo build --workspace --examples` (scripts/test does)",
-        bin.display()
-    );
-    bin
+    support::fleet::example_bin("resources")
 }
 
 /// Starts instance `id` on a free port; its process and address.

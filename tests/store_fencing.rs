@@ -10,19 +10,24 @@ use std::time::Instant;
 use redis::AsyncCommands;
 use tickshard::engine::{Engine, EngineConfig, GapPolicy, PartitionFlush};
 use tickshard::keys::Keys;
+use tickshard::operator::OperatorSet;
 use tickshard::store::{FlushOutcome, Store};
 use tickshard::tick::{Epoch, InstanceId, PartitionId, Symbol, Tick};
 
 const P: PartitionId = PartitionId(5);
 
+/// Bars of 1 s (the contract fields) and 1 m, and an EMA over 3 ticks.
+fn operators() -> OperatorSet {
+    OperatorSet::builtin(&["1s".parse().unwrap(), "1m".parse().unwrap()], &[3], None).unwrap()
+}
+
 fn engine() -> Engine {
     Engine::new(EngineConfig {
-        gap: GapPolicy {
-            bar_width_ns: 1_000_000_000,
-            ..GapPolicy::default()
-        },
+        gap: GapPolicy::default(),
         max_held: 1000,
         max_loading_held: 1000,
+        max_outputs: 1000,
+        operators: operators(),
     })
 }
 
@@ -60,7 +65,7 @@ fn aapl() -> Symbol {
 async fn store_for(server: &support::RedisServer, id: &str) -> Store {
     let client = redis::Client::open(server.url()).unwrap();
     let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
-    Store::new(conn, keys(), id.parse::<InstanceId>().unwrap())
+    Store::new(conn, keys(), id.parse::<InstanceId>().unwrap(), operators())
 }
 
 #[tokio::test]
@@ -88,22 +93,27 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
     // (187.25*10 + 187.5*20 + 186*30) / 60 = 186.7083333 -> 186.7083
     assert_eq!(h["vwap_px"], "186.7083");
     assert_eq!(h["open"], "186.0000");
+    assert_eq!(h["bars_1m_open"], "187.2500");
+    assert_eq!(h["bars_1m_count"], "3");
+    assert!(h["ema_3"].parse::<f64>().unwrap() > 186.0);
     assert_eq!(h["fence"], "3");
     assert_eq!(h["partition"], "5");
     assert!(h["updated_ns"].parse::<u64>().unwrap() > 0);
     let members: Vec<String> = conn.smembers(keys().psyms(P)).await.unwrap();
     assert_eq!(members.len(), 2);
-    // The bar of second 0 completed when the tick of second 2 arrived.
-    let bars: redis::streams::StreamRangeReply =
-        conn.xrange_all(keys().bars(P, &aapl())).await.unwrap();
+    // The bar of second 0 completed with the tick of seq 3 (second 2):
+    // its entry id is that tick's seq.
+    let bars_key = keys().out(P, "bars_1s", &aapl());
+    let bars: redis::streams::StreamRangeReply = conn.xrange_all(&bars_key).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
-    assert_eq!(bars.ids[0].id, "0-1");
+    assert_eq!(bars.ids[0].id, "3-0");
+    assert_eq!(bars.ids[0].get::<String>("high").unwrap(), "187.5000");
+    assert_eq!(bars.ids[0].get::<u64>("count").unwrap(), 2);
 
     // Sending the same bar again does not append it twice.
     let again = flush_after(&ticks, Epoch(3));
     assert_eq!(store.flush(&again).await.unwrap(), FlushOutcome::Written(2));
-    let bars: redis::streams::StreamRangeReply =
-        conn.xrange_all(keys().bars(P, &aapl())).await.unwrap();
+    let bars: redis::streams::StreamRangeReply = conn.xrange_all(&bars_key).await.unwrap();
     assert_eq!(bars.ids.len(), 1);
 
     let loaded = store.load(P).await.unwrap();
@@ -113,14 +123,77 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
         .iter()
         .find(|(s, _)| s.as_str() == "AAPL")
         .unwrap();
+    let record = flush
+        .records
+        .iter()
+        .find(|r| r.symbol.as_str() == "AAPL")
+        .unwrap();
+    assert_eq!(aapl.1.totals, record.totals);
+    // Every operator's state reads back exactly (the EMA's f64 included).
+    assert_eq!(aapl.1.fields().into_pairs(), record.fields);
+}
+
+#[tokio::test]
+async fn a_watched_partition_gets_each_update_once() {
+    use futures_util::StreamExt;
+    let server = support::redis();
+    let mut conn = support::connect(&server).await;
+    let _: () = conn.set(keys().lease(P), "p1:3").await.unwrap();
+    let store = store_for(&server, "p1").await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.subscribe(keys().live(P)).await.unwrap();
+
+    // Not watched: nothing is published.
+    let first = [tick("AAPL", 1, "10", 0), tick("AAPL", 2, "11", 2)];
+    let flush = flush_after(&first, Epoch(3));
+    assert_eq!(store.flush(&flush).await.unwrap(), FlushOutcome::Written(1));
+
+    let _: () = conn.set_ex(keys().watched(P), "1", 30).await.unwrap();
+    let mut e = engine();
+    let now = Instant::now();
+    e.begin_load(P, Epoch(3));
+    e.finish_load(P, Epoch(3), store.load(P).await.unwrap().symbols, now);
+    e.offer(P, tick("AAPL", 3, "12", 4), now);
+    let second = e.take_flush().pop().unwrap();
     assert_eq!(
-        aapl.1.totals,
-        flush
-            .records
-            .iter()
-            .find(|r| r.symbol.as_str() == "AAPL")
+        store.flush(&second).await.unwrap(),
+        FlushOutcome::Written(1)
+    );
+    // A retry of the same flush writes nothing new and publishes nothing.
+    assert_eq!(
+        store.flush(&second).await.unwrap(),
+        FlushOutcome::Written(1)
+    );
+    e.offer(P, tick("AAPL", 4, "13", 4), now);
+    let third = e.take_flush().pop().unwrap();
+    assert_eq!(store.flush(&third).await.unwrap(), FlushOutcome::Written(1));
+
+    let mut messages = ps.on_message();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+            .await
             .unwrap()
-            .totals
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        assert_eq!(v["partition"], 5);
+        let u = &v["updates"][0];
+        assert_eq!(u["symbol"], "AAPL");
+        seen.push((
+            u["from_seq"].as_u64().unwrap(),
+            u["last_seq"].as_u64().unwrap(),
+            u["state"]["last_px"].as_str().unwrap().to_owned(),
+            u["outputs"].as_array().map(Vec::len).unwrap_or(0),
+        ));
+    }
+    // Seq 3 (second 4) completed the bar of second 2; seq 4 joined it.
+    assert_eq!(
+        seen,
+        vec![
+            (3, 3, "12.0000".to_owned(), 1),
+            (4, 4, "13.0000".to_owned(), 0)
+        ]
     );
 }
 

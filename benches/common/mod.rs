@@ -131,3 +131,13 @@ pub(crate) fn append_result<T: Serialize>(file: &str, value: &T) {
         eprintln!("could not write result to {}: {e}", dir.display());
     }
 }
+
+/// The processor's default operators: the totals and 1-minute bars.
+pub(crate) fn default_operators() -> tickshard::operator::OperatorSet {
+    tickshard::operator::OperatorSet::builtin(
+        &[tickshard::operator::bars::BarWidth::ONE_MINUTE],
+        &[],
+        None,
+    )
+    .unwrap_or_default()
+}

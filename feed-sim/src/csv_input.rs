@@ -82,14 +82,7 @@ pub fn parse_row(line: &str) -> Result<NewTick, RowError> {
     })
 }
 
-/// Parses an RFC 3339 / ISO 8601 timestamp with an offset
-/// (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)`, by `jiff`) into
-/// nanoseconds since the Unix epoch. A timestamp without an offset is
-/// refused: exchange time must be unambiguous. So is one before 1970.
-pub fn parse_timestamp(s: &str) -> Option<u64> {
-    let ts: jiff::Timestamp = s.parse().ok()?;
-    u64::try_from(ts.as_nanosecond()).ok()
-}
+pub use tickshard::tick::parse_timestamp;
 
 /// Streams the rows of a trades CSV, skipping (and remembering) bad ones.
 #[derive(Debug)]

@@ -249,6 +249,13 @@ pub async fn start(
     let empty = serde_json::to_string(&empty).unwrap_or_default();
     let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from(empty));
     let clients = Arc::new(AtomicU64::new(0));
+    let live = crate::live::LiveHub::start(
+        client.clone(),
+        config.keys.clone(),
+        None,
+        Arc::new(|what, detail| tracing::warn!(?what, detail, "bad live input")),
+        inner.clone(),
+    );
     let tasks = vec![
         tokio::spawn(redis_io::run_subscriber(
             client,
@@ -286,7 +293,7 @@ pub async fn start(
         max_clients: u64::from(config.max_clients),
     };
     let app = require_token(
-        server::router(state),
+        server::router(state).merge(crate::live::ws::router(live, inner.clone())),
         config.auth_token.clone(),
         Arc::new(|| {}),
     );

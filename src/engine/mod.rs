@@ -11,32 +11,43 @@
 //! - a tick is applied only when `seq == last_seq + 1`; lower is a
 //!   duplicate, higher is held (bounded per symbol and in total) and opens a
 //!   gap that is replayed, then skipped after the gap timeout;
+//! - every applied tick runs through the configured operators
+//!   ([`crate::operator`]); their outputs wait for the next flush, at most
+//!   [`EngineConfig::max_outputs`] in all (beyond, ticks wait for the gap
+//!   fill, so memory stays bounded while Redis is away);
 //! - dirty symbols are handed out for flushing with the partition's epoch
 //!   (the fencing token), and handed back if the flush failed.
 
-pub mod bar;
 pub mod symbol;
 
 use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-pub use bar::Bar;
+pub use crate::operator::bars::Bar;
 pub use symbol::{GapAction, GapPolicy, Offer, SymbolState};
 
+use crate::operator::{OperatorSet, Output};
 use crate::tick::{Epoch, PartitionId, Symbol, Tick};
 use crate::totals::SymbolTotals;
 
 /// Engine limits and timings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Gap handling and bar width.
+    /// Gap handling.
     pub gap: GapPolicy,
     /// Most ticks held ahead of gaps across all symbols.
     pub max_held: usize,
     /// Most ticks held per partition while its state loads.
     pub max_loading_held: usize,
+    /// Most operator outputs waiting for a flush across all symbols.
+    pub max_outputs: usize,
+    /// The operators every symbol runs.
+    pub operators: OperatorSet,
 }
+
+/// Default of [`EngineConfig::max_outputs`].
+pub const DEFAULT_MAX_OUTPUTS: usize = 1_000_000;
 
 /// Where a partition stands in this engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +79,10 @@ pub struct SymbolRecord {
     pub symbol: Symbol,
     /// Its totals.
     pub totals: SymbolTotals,
-    /// The current bar.
-    pub bar: Option<Bar>,
-    /// Bars completed since the last flush.
-    pub completed: Vec<Bar>,
+    /// Every field of its state (totals and operators).
+    pub fields: Vec<(String, String)>,
+    /// Operator outputs since the last flush, in order.
+    pub outputs: Vec<Output>,
 }
 
 /// The dirty symbols of one partition, with the epoch that fences them.
@@ -137,6 +148,7 @@ pub struct Engine {
     dirty: FxHashSet<Symbol>,
     gappy: FxHashSet<Symbol>,
     held: usize,
+    outputs: usize,
 }
 
 impl Engine {
@@ -149,7 +161,18 @@ impl Engine {
             dirty: FxHashSet::default(),
             gappy: FxHashSet::default(),
             held: 0,
+            outputs: 0,
         }
+    }
+
+    /// The operators every symbol runs.
+    pub fn operators(&self) -> &OperatorSet {
+        &self.cfg.operators
+    }
+
+    /// Operator outputs waiting for a flush.
+    pub fn outputs_pending(&self) -> usize {
+        self.outputs
     }
 
     /// Where `p` stands.
@@ -223,9 +246,11 @@ impl Engine {
             self.held -= held.len();
         }
         let mut freed = 0;
+        let mut outputs = 0;
         self.symbols.retain(|sym, e| {
             if e.partition == p {
                 freed += e.state.pending_len();
+                outputs += e.state.outputs.len();
                 self.dirty.remove(sym);
                 self.gappy.remove(sym);
                 false
@@ -234,6 +259,7 @@ impl Engine {
             }
         });
         self.held -= freed;
+        self.outputs -= outputs;
     }
 
     /// Hands `p` over: its dirty state to flush one last time, then forgets it.
@@ -263,6 +289,7 @@ impl Engine {
     /// Offers one tick of partition `p`.
     pub fn offer(&mut self, p: PartitionId, tick: Tick, now: Instant) -> TickOutcome {
         let room = self.held < self.cfg.max_held;
+        let output_room = self.outputs < self.cfg.max_outputs;
         match self.slots.get_mut(&p) {
             None => TickOutcome::NotOwned,
             Some(Slot::Loading { held, .. }) => {
@@ -276,17 +303,18 @@ impl Engine {
             }
             Some(Slot::Active { .. }) => {
                 let symbol = tick.symbol;
+                let operators = &self.cfg.operators;
                 let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
                     partition: p,
-                    state: SymbolState::new(),
+                    state: SymbolState::new(operators),
                 });
                 let before = entry.state.pending_len();
-                let offer = entry
-                    .state
-                    .offer(tick, self.cfg.gap.bar_width_ns, room, now);
+                let outputs_before = entry.state.outputs.len();
+                let offer = entry.state.offer(tick, room, output_room, now);
                 let after = entry.state.pending_len();
                 let missing = entry.state.is_missing();
                 self.held = self.held + after - before;
+                self.outputs = self.outputs + entry.state.outputs.len() - outputs_before;
                 if missing {
                     self.gappy.insert(symbol);
                 } else {
@@ -311,9 +339,10 @@ impl Engine {
         if !matches!(self.slots.get(&p), Some(Slot::Active { .. })) {
             return;
         }
+        let operators = &self.cfg.operators;
         let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
             partition: p,
-            state: SymbolState::new(),
+            state: SymbolState::new(operators),
         });
         if entry.state.announce(seq, now) {
             self.gappy.insert(symbol);
@@ -338,7 +367,10 @@ impl Engine {
                 continue;
             };
             let before = entry.state.pending_len();
-            match entry.state.gap_action(now, &self.cfg.gap) {
+            let outputs_before = entry.state.outputs.len();
+            let action = entry.state.gap_action(now, &self.cfg.gap);
+            self.outputs = self.outputs + entry.state.outputs.len() - outputs_before;
+            match action {
                 GapAction::Closed => closed.push(*symbol),
                 GapAction::Wait => {}
                 GapAction::Replay { from, to, first } => events.push(GapEvent::Replay {
@@ -403,11 +435,13 @@ impl Engine {
     fn take_record(&mut self, symbol: &Symbol) -> Option<SymbolRecord> {
         self.dirty.remove(symbol);
         let entry = self.symbols.get_mut(symbol)?;
+        let outputs = std::mem::take(&mut entry.state.outputs);
+        self.outputs -= outputs.len();
         Some(SymbolRecord {
             symbol: *symbol,
             totals: entry.state.totals,
-            bar: entry.state.bar,
-            completed: std::mem::take(&mut entry.state.completed),
+            fields: entry.state.fields().into_pairs(),
+            outputs,
         })
     }
 
@@ -418,9 +452,10 @@ impl Engine {
         }
         for record in flush.records {
             if let Some(entry) = self.symbols.get_mut(&record.symbol) {
-                let mut bars = record.completed;
-                bars.append(&mut entry.state.completed);
-                entry.state.completed = bars;
+                self.outputs += record.outputs.len();
+                let mut outputs = record.outputs;
+                outputs.append(&mut entry.state.outputs);
+                entry.state.outputs = outputs;
                 self.dirty.insert(record.symbol);
             }
         }

@@ -1,11 +1,13 @@
-//! One symbol's state: exact totals, the current bar, bars completed since
-//! the last flush, and the sequencing of its ticks (apply only
-//! `seq == last_seq + 1`, hold what runs ahead, know what is missing).
+//! One symbol's state: exact totals, the state of every configured
+//! operator, their outputs not yet flushed, and the sequencing of its
+//! ticks (apply only `seq == last_seq + 1`, hold what runs ahead, know
+//! what is missing).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::bar::{fold_bar, Bar};
+use crate::operator::totals::Totals;
+use crate::operator::{Emit, FieldWriter, Operator, OperatorSet, Output, SymbolOperators};
 use crate::tick::Tick;
 use crate::totals::SymbolTotals;
 
@@ -18,20 +20,21 @@ pub enum Offer {
     Duplicate,
     /// Ahead of a gap: held until the gap is filled.
     Held,
-    /// Ahead of a gap but the hold buffer is full: dropped (the gap fill
-    /// brings it back).
+    /// Ahead of a gap but the hold buffer is full, or next in line while
+    /// the outputs waiting for a flush are at their limit: dropped (the gap
+    /// fill brings it back).
     Overflow,
 }
 
 /// Persisted and in-memory state of one symbol.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SymbolState {
-    /// Exact aggregates of the applied ticks.
+    /// Exact aggregates of the applied ticks (the totals operator's state).
     pub totals: SymbolTotals,
-    /// The bar being built.
-    pub bar: Option<Bar>,
-    /// Bars completed and not yet flushed.
-    pub completed: Vec<Bar>,
+    /// The state of every configured operator.
+    pub operators: SymbolOperators,
+    /// Outputs not yet flushed, in order.
+    pub outputs: Vec<Output>,
     /// Ticks ahead of `last_seq + 1`, by seq.
     pending: BTreeMap<u64, Tick>,
     /// Highest seq the feed is known to have sent.
@@ -44,16 +47,16 @@ pub struct SymbolState {
 
 impl SymbolState {
     /// A symbol never seen before.
-    pub fn new() -> Self {
-        Self::restored(SymbolTotals::default(), None)
+    pub fn new(operators: &OperatorSet) -> Self {
+        Self::restored(Totals.init(), operators.init())
     }
 
-    /// A symbol restored from persisted totals and bar.
-    pub fn restored(totals: SymbolTotals, bar: Option<Bar>) -> Self {
+    /// A symbol restored from persisted totals and operator states.
+    pub fn restored(totals: SymbolTotals, operators: SymbolOperators) -> Self {
         Self {
             totals,
-            bar,
-            completed: Vec::new(),
+            operators,
+            outputs: Vec::new(),
             pending: BTreeMap::new(),
             announced: 0,
             gap_since: None,
@@ -66,13 +69,28 @@ impl SymbolState {
         self.pending.len()
     }
 
-    /// Offers a tick; `hold_room` says whether one more may be held.
-    pub fn offer(&mut self, tick: Tick, bar_width_ns: u64, hold_room: bool, now: Instant) -> Offer {
+    /// Every field of the state as stored: the totals', then each
+    /// operator's.
+    pub fn fields(&self) -> FieldWriter {
+        let mut fields = FieldWriter::new();
+        Totals.save(&self.totals, &mut fields);
+        self.operators.save(&mut fields);
+        fields
+    }
+
+    /// Offers a tick; `hold_room` says whether one more may be held,
+    /// `output_room` whether outputs may grow (else even the next tick
+    /// waits for the gap fill).
+    pub fn offer(&mut self, tick: Tick, hold_room: bool, output_room: bool, now: Instant) -> Offer {
         let next = self.totals.last_seq + 1;
         if tick.seq < next {
             return Offer::Duplicate;
         }
         self.announced = self.announced.max(tick.seq);
+        if !output_room {
+            self.gap_since.get_or_insert(now);
+            return Offer::Overflow;
+        }
         if tick.seq > next {
             if self.pending.contains_key(&tick.seq) {
                 return Offer::Duplicate;
@@ -85,8 +103,8 @@ impl SymbolState {
             self.gap_since.get_or_insert(now);
             return Offer::Held;
         }
-        self.apply(&tick, bar_width_ns);
-        let released = self.drain_pending(bar_width_ns);
+        self.apply(&tick);
+        let released = self.drain_pending();
         if self.is_missing() {
             // Progress: the gap's clock restarts, so only a gap that stops
             // moving is ever skipped.
@@ -98,21 +116,23 @@ impl SymbolState {
         Offer::Applied(released)
     }
 
-    fn apply(&mut self, tick: &Tick, bar_width_ns: u64) {
-        self.totals.apply(tick);
-        if let Some(done) = fold_bar(&mut self.bar, tick, bar_width_ns) {
-            self.completed.push(done);
-        }
+    fn apply(&mut self, tick: &Tick) {
+        Totals.apply(
+            &mut self.totals,
+            tick,
+            &mut Emit::new(&mut self.outputs, u16::MAX, tick.seq),
+        );
+        self.operators.apply(tick, &mut self.outputs);
     }
 
-    fn drain_pending(&mut self, bar_width_ns: u64) -> usize {
+    fn drain_pending(&mut self) -> usize {
         let mut released = 0;
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() != self.totals.last_seq + 1 {
                 break;
             }
             let tick = entry.remove();
-            self.apply(&tick, bar_width_ns);
+            self.apply(&tick);
             released += 1;
         }
         released
@@ -172,7 +192,7 @@ impl SymbolState {
         if let (true, Some((from, to))) = (age >= policy.skip_after, self.first_hole()) {
             let skipped = to - from + 1;
             self.totals.last_seq = to;
-            let released = self.drain_pending(policy.bar_width_ns);
+            let released = self.drain_pending();
             self.gap_since = self.is_missing().then_some(now);
             self.last_replay = None;
             return GapAction::Skipped {
@@ -196,12 +216,6 @@ impl SymbolState {
     }
 }
 
-impl Default for SymbolState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// Timing of gap handling.
 #[derive(Debug, Clone)]
 pub struct GapPolicy {
@@ -213,21 +227,17 @@ pub struct GapPolicy {
     pub skip_after: std::time::Duration,
     /// Longest range asked for in one request.
     pub max_replay_span: u64,
-    /// Bar width, for ticks released by a skip.
-    pub bar_width_ns: u64,
 }
 
 impl Default for GapPolicy {
     /// The processor's defaults: replay after 50 ms, ask again after
-    /// 200 ms, skip after 10 s, at most 10,000 seqs per request, 1-minute
-    /// bars.
+    /// 200 ms, skip after 10 s, at most 10,000 seqs per request.
     fn default() -> Self {
         Self {
             replay_after: std::time::Duration::from_millis(50),
             replay_retry: std::time::Duration::from_millis(200),
             skip_after: std::time::Duration::from_secs(10),
             max_replay_span: 10_000,
-            bar_width_ns: 60_000_000_000,
         }
     }
 }
@@ -267,8 +277,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const W: u64 = 60_000_000_000;
-
     fn t(seq: u64) -> Tick {
         Tick::new("A".parse().unwrap(), seq, "1".parse().unwrap(), 1, seq).unwrap()
     }
@@ -276,7 +284,6 @@ mod tests {
     fn policy() -> GapPolicy {
         GapPolicy {
             max_replay_span: 1000,
-            bar_width_ns: W,
             ..GapPolicy::default()
         }
     }
@@ -284,14 +291,14 @@ mod tests {
     #[test]
     fn applies_in_order_and_drops_duplicates() {
         let now = Instant::now();
-        let mut s = SymbolState::new();
-        assert_eq!(s.offer(t(1), W, true, now), Offer::Applied(0));
-        assert_eq!(s.offer(t(1), W, true, now), Offer::Duplicate);
-        assert_eq!(s.offer(t(3), W, true, now), Offer::Held);
-        assert_eq!(s.offer(t(3), W, true, now), Offer::Duplicate);
-        assert_eq!(s.offer(t(4), W, false, now), Offer::Overflow);
+        let mut s = SymbolState::new(&OperatorSet::new());
+        assert_eq!(s.offer(t(1), true, true, now), Offer::Applied(0));
+        assert_eq!(s.offer(t(1), true, true, now), Offer::Duplicate);
+        assert_eq!(s.offer(t(3), true, true, now), Offer::Held);
+        assert_eq!(s.offer(t(3), true, true, now), Offer::Duplicate);
+        assert_eq!(s.offer(t(4), false, true, now), Offer::Overflow);
         assert_eq!(s.missing_range(), Some((2, 4)));
-        assert_eq!(s.offer(t(2), W, true, now), Offer::Applied(1));
+        assert_eq!(s.offer(t(2), true, true, now), Offer::Applied(1));
         assert_eq!(s.totals.last_seq, 3);
         assert_eq!(s.totals.count, 3);
         // 4 was dropped on overflow but is known to exist.
@@ -302,9 +309,9 @@ mod tests {
     fn gaps_are_replayed_then_skipped() {
         let start = Instant::now();
         let p = policy();
-        let mut s = SymbolState::new();
-        s.offer(t(1), W, true, start);
-        s.offer(t(5), W, true, start);
+        let mut s = SymbolState::new(&OperatorSet::new());
+        s.offer(t(1), true, true, start);
+        s.offer(t(5), true, true, start);
         assert_eq!(s.gap_action(start, &p), GapAction::Wait);
         let at = start + Duration::from_millis(60);
         assert_eq!(
@@ -344,9 +351,9 @@ mod tests {
     fn one_replay_covers_every_hole_and_progress_restarts_the_clock() {
         let start = Instant::now();
         let p = policy();
-        let mut s = SymbolState::new();
+        let mut s = SymbolState::new(&OperatorSet::new());
         for seq in [1, 3, 5, 7] {
-            s.offer(t(seq), W, true, start);
+            s.offer(t(seq), true, true, start);
         }
         let at = start + Duration::from_millis(60);
         assert_eq!(
@@ -359,7 +366,7 @@ mod tests {
         );
         // Progress 9 s later restarts the skip clock.
         let later = start + Duration::from_secs(9);
-        assert_eq!(s.offer(t(2), W, true, later), Offer::Applied(1));
+        assert_eq!(s.offer(t(2), true, true, later), Offer::Applied(1));
         let skip_time = start + Duration::from_secs(11);
         assert!(matches!(
             s.gap_action(skip_time, &p),
@@ -382,7 +389,7 @@ mod tests {
         let start = Instant::now();
         let mut p = policy();
         p.max_replay_span = 10;
-        let mut s = SymbolState::new();
+        let mut s = SymbolState::new(&OperatorSet::new());
         assert!(s.announce(25, start));
         let at = start + Duration::from_millis(60);
         assert_eq!(
@@ -394,7 +401,7 @@ mod tests {
             }
         );
         for seq in 1..=25 {
-            s.offer(t(seq), W, true, at);
+            s.offer(t(seq), true, true, at);
         }
         assert!(!s.is_missing());
         assert_eq!(s.gap_action(at, &p), GapAction::Closed);

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::operator::OperatorSet;
 
 fn cfg() -> EngineConfig {
     EngineConfig {
@@ -10,6 +11,8 @@ fn cfg() -> EngineConfig {
         },
         max_held: 4,
         max_loading_held: 3,
+        max_outputs: 2,
+        operators: OperatorSet::builtin(&["1m".parse().unwrap()], &[], None).unwrap(),
     }
 }
 
@@ -41,7 +44,10 @@ fn ticks_wait_for_the_load_then_apply_in_order() {
         .finish_load(
             P,
             E,
-            vec![("A".parse().unwrap(), SymbolState::restored(totals, None))],
+            vec![(
+                "A".parse().unwrap(),
+                SymbolState::restored(totals, cfg().operators.init()),
+            )],
             now,
         )
         .unwrap();
@@ -170,4 +176,47 @@ fn the_total_hold_budget_is_respected() {
         TickOutcome::Applied { released: 4 }
     );
     assert_eq!(e.held(), 0);
+}
+
+#[test]
+fn outputs_wait_for_the_flush_within_their_limit() {
+    // Ticks a minute apart: each one completes the previous bar.
+    let bar_tick = |seq: u64| {
+        Tick::new(
+            "A".parse().unwrap(),
+            seq,
+            "2".parse().unwrap(),
+            10,
+            seq * 60_000_000_000,
+        )
+        .unwrap()
+    };
+    let now = Instant::now();
+    let mut e = Engine::new(cfg());
+    e.begin_load(P, E);
+    e.finish_load(P, E, vec![], now);
+    for seq in 1..=3 {
+        assert!(matches!(
+            e.offer(P, bar_tick(seq), now),
+            TickOutcome::Applied { .. }
+        ));
+    }
+    assert_eq!(e.outputs_pending(), 2);
+    // At the limit, even the next tick waits (the gap fill brings it back).
+    assert_eq!(e.offer(P, bar_tick(4), now), TickOutcome::Overflow);
+    let flush = e.take_flush();
+    let outputs = &flush[0].records[0].outputs;
+    let ids: Vec<String> = outputs.iter().map(|o| o.id()).collect();
+    assert_eq!(ids, vec!["2-0", "3-0"]);
+    assert_eq!(e.outputs_pending(), 0);
+    // A failed flush gives its outputs back, ahead of newer ones.
+    assert!(matches!(
+        e.offer(P, bar_tick(4), now),
+        TickOutcome::Applied { .. }
+    ));
+    e.restore_flush(flush.into_iter().next().unwrap());
+    assert_eq!(e.outputs_pending(), 3);
+    let again = e.take_flush();
+    let ids: Vec<String> = again[0].records[0].outputs.iter().map(|o| o.id()).collect();
+    assert_eq!(ids, vec!["2-0", "3-0", "4-0"]);
 }

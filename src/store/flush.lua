@@ -1,48 +1,101 @@
--- Fenced flush of one partition's dirty symbols.
+-- Fenced flush of one partition's dirty symbols, their operator outputs,
+-- and (while someone watches the partition) one live-update message.
 -- KEYS[1] = {ns}:{p<p>}:lease:{p}, KEYS[2] = {ns}:{p<p>}:psyms:{p},
--- then per symbol i: KEYS[1+2i] = {ns}:{p<p>}:sym:{S}, KEYS[2+2i] = {ns}:{p<p>}:bars:{S}
+-- KEYS[3] = {ns}:{p<p>}:watched, KEYS[3+i] = symbol i's state hash
+-- (i = 1..n), then every output stream, in the order of ARGV below.
 -- ARGV[1] = expected lease value "{instance}:{epoch}", ARGV[2] = epoch,
--- ARGV[3] = partition, ARGV[4] = symbol count, ARGV[5] = updated_ns,
--- ARGV[6] = bars stream max length,
--- then per symbol: name, field count F, F field/value pairs, bar count B,
--- B bars of 8 values (id, start_ns, open, high, low, close, volume, count).
+-- ARGV[3] = partition, ARGV[4] = symbol count n, ARGV[5] = updated_ns,
+-- ARGV[6] = output stream max length, ARGV[7] = live channel,
+-- then per symbol: name, last_seq, field count F, F field/value pairs,
+-- stream count S, and per stream: operator, entry count E, and per entry:
+-- id, field count G, G field/value pairs.
 -- Returns {n} when written, {-1} when the lease is not ours, {-2, i} when
--- symbol i already carries a newer fence. Nothing is written unless all pass.
+-- symbol i already carries a newer fence. Nothing is written unless all
+-- pass. A symbol whose stored state is newer at the same epoch (a stale
+-- retry) is left alone.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1}
 end
 local epoch = tonumber(ARGV[2])
 local n = tonumber(ARGV[4])
+local prev_seq = {}
+local same_epoch = {}
 for i = 1, n do
-  local fence = redis.call('HGET', KEYS[1 + 2 * i], 'fence')
-  if fence and tonumber(fence) > epoch then
+  local got = redis.call('HMGET', KEYS[3 + i], 'fence', 'last_seq')
+  local fence = tonumber(got[1])
+  if fence and fence > epoch then
     return {-2, i}
   end
+  prev_seq[i] = tonumber(got[2]) or 0
+  same_epoch[i] = fence == epoch
 end
-local a = 7
+local watched = redis.call('EXISTS', KEYS[3]) == 1
+local updates = {}
+local a = 8
+local k = 3 + n
+local written = 0
 for i = 1, n do
-  local sym = KEYS[1 + 2 * i]
-  local bars = KEYS[2 + 2 * i]
   local name = ARGV[a]
-  local nf = tonumber(ARGV[a + 1])
-  a = a + 2
-  local hset = {'HSET', sym, 'fence', ARGV[2], 'partition', ARGV[3], 'updated_ns', ARGV[5]}
-  for j = 0, 2 * nf - 1 do
-    hset[#hset + 1] = ARGV[a + j]
+  local last_seq = tonumber(ARGV[a + 1])
+  local nf = tonumber(ARGV[a + 2])
+  a = a + 3
+  local stale = same_epoch[i] and prev_seq[i] > last_seq
+  local state = {}
+  if not stale then
+    local hset = {'HSET', KEYS[3 + i], 'fence', ARGV[2], 'partition', ARGV[3], 'updated_ns', ARGV[5]}
+    for j = 0, 2 * nf - 1 do
+      hset[#hset + 1] = ARGV[a + j]
+    end
+    redis.call(unpack(hset))
+    redis.call('SADD', KEYS[2], name)
+    written = written + 1
+    if watched then
+      for j = 0, nf - 1 do
+        state[ARGV[a + 2 * j]] = ARGV[a + 2 * j + 1]
+      end
+    end
   end
   a = a + 2 * nf
-  redis.call(unpack(hset))
-  redis.call('SADD', KEYS[2], name)
-  local nb = tonumber(ARGV[a])
+  local ns = tonumber(ARGV[a])
   a = a + 1
-  for _ = 1, nb do
-    -- An explicit id per bar start makes a re-sent bar a no-op (the id is
-    -- not greater than the last one), so bars are appended exactly once.
-    redis.pcall('XADD', bars, 'MAXLEN', '~', ARGV[6], ARGV[a],
-      'start_ns', ARGV[a + 1], 'open', ARGV[a + 2], 'high', ARGV[a + 3],
-      'low', ARGV[a + 4], 'close', ARGV[a + 5], 'volume', ARGV[a + 6],
-      'count', ARGV[a + 7])
-    a = a + 8
+  local outputs = {}
+  for _ = 1, ns do
+    k = k + 1
+    local op = ARGV[a]
+    local ne = tonumber(ARGV[a + 1])
+    a = a + 2
+    for _ = 1, ne do
+      local id = ARGV[a]
+      local ng = tonumber(ARGV[a + 1])
+      a = a + 2
+      if not stale then
+        -- The id derives from the tick's seq: an entry sent again (a
+        -- retried chunk) is not above the stream's last id and is refused,
+        -- so every entry is appended exactly once.
+        local xadd = {'XADD', KEYS[k], 'MAXLEN', '~', ARGV[6], id}
+        local fields = {}
+        for j = 0, ng - 1 do
+          xadd[#xadd + 1] = ARGV[a + 2 * j]
+          xadd[#xadd + 1] = ARGV[a + 2 * j + 1]
+          fields[ARGV[a + 2 * j]] = ARGV[a + 2 * j + 1]
+        end
+        local added = redis.pcall(unpack(xadd))
+        if watched and type(added) == 'string' then
+          outputs[#outputs + 1] = {operator = op, id = id, fields = fields}
+        end
+      end
+      a = a + 2 * ng
+    end
+  end
+  if watched and not stale and last_seq > prev_seq[i] then
+    local update = {symbol = name, from_seq = prev_seq[i] + 1, last_seq = last_seq, state = state}
+    if #outputs > 0 then
+      update.outputs = outputs
+    end
+    updates[#updates + 1] = update
   end
 end
-return {n}
+if #updates > 0 then
+  redis.call('PUBLISH', ARGV[7], cjson.encode({partition = tonumber(ARGV[3]), epoch = epoch, updates = updates}))
+end
+return {written}

@@ -7,13 +7,15 @@
 //! symbols, one script each (a few in flight at once), so no script holds
 //! the single-threaded Redis for long: the forwarded ticks and the lease
 //! renewals it also carries never wait behind a big flush. Each symbol's
-//! whole state is written, so chunks are independent and a chunk written
-//! twice (a retry) changes nothing; completed bars are appended to `{ns}:{p<p>}:bars:{SYMBOL}` with ids
-//! derived from the bar start, so a re-sent bar is not appended twice.
+//! whole state (the fields of the totals and of every operator) is
+//! written, so chunks are independent and a chunk written twice (a retry)
+//! changes nothing. Operator outputs are appended to
+//! `{ns}:{p<p>}:out:<operator>:<SYMBOL>` in the same script, with ids
+//! `<seq>-<n>` derived from the tick, so a re-sent entry is not appended
+//! twice. While `{ns}:{p<p>}:watched` exists, the script also publishes
+//! what it wrote on `{ns}:{p<p>}:live` ([`crate::live`]).
 //! Loading reads `{ns}:{p<p>}:psyms:{p}` and every listed symbol's
-//! `{ns}:{p<p>}:sym:<SYMBOL>` hash.
-
-pub mod fields;
+//! `{ns}:{p<p>}:sym:<SYMBOL>` hash, through the operators' `load`.
 
 use std::collections::HashMap;
 
@@ -22,10 +24,12 @@ use redis::aio::ConnectionManager;
 use crate::clock::now_ns;
 use crate::engine::{PartitionFlush, SymbolRecord, SymbolState};
 use crate::keys::Keys;
+use crate::operator::totals::Totals;
+use crate::operator::{FieldError, Operator, OperatorSet, Output, StoredFields};
 use crate::tick::{InstanceId, PartitionId, Symbol};
 
-/// Length the bars stream of a symbol is trimmed to (approximately).
-pub const BARS_MAX_LEN: usize = 10_000;
+/// Default of [`Store::with_output_max_len`].
+pub const DEFAULT_OUTPUT_MAX_LEN: u64 = 10_000;
 
 /// Symbols read per pipelined round trip when loading.
 const LOAD_CHUNK: usize = 512;
@@ -107,18 +111,33 @@ pub struct Store {
     instance: InstanceId,
     flush_script: redis::Script,
     chunk: usize,
+    operators: OperatorSet,
+    output_max_len: u64,
 }
 
 impl Store {
-    /// A store writing as `instance`.
-    pub fn new(conn: ConnectionManager, keys: Keys, instance: InstanceId) -> Self {
+    /// A store writing as `instance` the state of `operators`.
+    pub fn new(
+        conn: ConnectionManager,
+        keys: Keys,
+        instance: InstanceId,
+        operators: OperatorSet,
+    ) -> Self {
         Self {
             conn,
             keys,
             instance,
             flush_script: redis::Script::new(include_str!("flush.lua")),
             chunk: DEFAULT_FLUSH_CHUNK,
+            operators,
+            output_max_len: DEFAULT_OUTPUT_MAX_LEN,
         }
+    }
+
+    /// Trims each output stream to about `entries`.
+    pub fn with_output_max_len(mut self, entries: u64) -> Self {
+        self.output_max_len = entries;
+        self
     }
 
     /// Writes at most `symbols` symbols per flush script (at least 1).
@@ -163,33 +182,40 @@ impl Store {
         flush: &PartitionFlush,
         records: &[SymbolRecord],
     ) -> Result<FlushOutcome, StoreError> {
+        let p = flush.partition;
         let mut inv = self.flush_script.prepare_invoke();
-        inv.key(self.keys.lease(flush.partition))
-            .key(self.keys.psyms(flush.partition));
+        inv.key(self.keys.lease(p))
+            .key(self.keys.psyms(p))
+            .key(self.keys.watched(p));
         inv.arg(format!("{}:{}", self.instance, flush.epoch))
             .arg(flush.epoch.0)
-            .arg(flush.partition.0)
+            .arg(p.0)
             .arg(records.len())
             .arg(now_ns())
-            .arg(BARS_MAX_LEN);
+            .arg(self.output_max_len)
+            .arg(self.keys.live(p));
         for record in records {
-            inv.key(self.keys.sym(flush.partition, &record.symbol))
-                .key(self.keys.bars(flush.partition, &record.symbol));
-            let fields = fields::encode(record);
-            inv.arg(record.symbol.as_str()).arg(fields.len());
-            for (k, v) in fields {
+            inv.key(self.keys.sym(p, &record.symbol));
+        }
+        for record in records {
+            inv.arg(record.symbol.as_str())
+                .arg(record.totals.last_seq)
+                .arg(record.fields.len());
+            for (k, v) in &record.fields {
                 inv.arg(k).arg(v);
             }
-            inv.arg(record.completed.len());
-            for bar in &record.completed {
-                inv.arg(format!("{}-1", bar.start_ns / 1_000_000))
-                    .arg(bar.start_ns)
-                    .arg(bar.open.to_string())
-                    .arg(bar.high.to_string())
-                    .arg(bar.low.to_string())
-                    .arg(bar.close.to_string())
-                    .arg(bar.volume)
-                    .arg(bar.count);
+            let streams = by_operator(&record.outputs);
+            inv.arg(streams.len());
+            for (operator, outputs) in streams {
+                let name = self.operators.name(operator).unwrap_or("unknown");
+                inv.key(self.keys.out(p, name, &record.symbol));
+                inv.arg(name).arg(outputs.len());
+                for output in outputs {
+                    inv.arg(output.id()).arg(output.fields.len());
+                    for (k, v) in &output.fields {
+                        inv.arg(*k).arg(v);
+                    }
+                }
             }
         }
         let mut conn = self.conn.clone();
@@ -230,10 +256,8 @@ impl Store {
                 if map.is_empty() {
                     continue;
                 }
-                match fields::decode(&map) {
-                    Ok((totals, bar)) => loaded
-                        .symbols
-                        .push((*symbol, SymbolState::restored(totals, bar))),
+                match self.decode(&map) {
+                    Ok(state) => loaded.symbols.push((*symbol, state)),
                     Err(e) => loaded.corrupt.push(CorruptSymbol {
                         name: symbol.to_string(),
                         reason: e.to_string(),
@@ -243,4 +267,25 @@ impl Store {
         }
         Ok(loaded)
     }
+
+    /// A stored hash back into a symbol's state.
+    fn decode(&self, map: &HashMap<String, String>) -> Result<SymbolState, FieldError> {
+        let stored = StoredFields::new(map);
+        let totals = Totals.load(&stored)?;
+        let operators = self.operators.load(&stored)?;
+        Ok(SymbolState::restored(totals, operators))
+    }
+}
+
+/// `outputs` grouped by operator (one stream each), in the order each
+/// operator first appears, each group in output order.
+fn by_operator(outputs: &[Output]) -> Vec<(u16, Vec<&Output>)> {
+    let mut groups: Vec<(u16, Vec<&Output>)> = Vec::new();
+    for output in outputs {
+        match groups.iter_mut().find(|(op, _)| *op == output.operator) {
+            Some((_, group)) => group.push(output),
+            None => groups.push((output.operator, vec![output])),
+        }
+    }
+    groups
 }

@@ -56,7 +56,7 @@ impl Worker {
 
 fn hot_symbol(symbol: Symbol, state: &crate::engine::SymbolState) -> HotSymbol {
     let price = |p: Option<crate::tick::Price>| p.map(|p| p.to_string()).unwrap_or_default();
-    let bar = state.bar;
+    let bar = crate::operator::bars::primary_bar(state.fields().pairs());
     HotSymbol {
         symbol: symbol.to_string(),
         count: state.totals.count,

@@ -29,6 +29,17 @@ pub fn tickshard_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tickshard"))
 }
 
+/// `target/<profile>/examples/<name>`, built beside the test's binaries.
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = tickshard_bin().with_file_name("examples").join(name);
+    assert!(
+        bin.is_file(),
+        "{} not built: run `cargo build --workspace --examples` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 pub use tickshard::truth::TruthRecord;
 
 /// Waits for `--record` to be written, then reads it.

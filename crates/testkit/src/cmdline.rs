@@ -68,6 +68,15 @@ impl ProcessorArgs {
         args.extend(["--http".to_owned(), self.http]);
         args
     }
+
+    /// The argument list without the `processor` subcommand: for a
+    /// program that runs a processor as its whole job (an operator's
+    /// binary).
+    pub fn build_standalone(self) -> Vec<String> {
+        let mut args = self.build();
+        args.remove(0);
+        args
+    }
 }
 
 /// Arguments of `feed-sim`.

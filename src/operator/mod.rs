@@ -1,0 +1,121 @@
+//! The operator API: per-symbol computations that the engine runs on every
+//! applied tick, with the guarantees of the built-ins.
+//!
+//! An operator is a value of a type implementing [`Operator`]; each symbol
+//! gets its own [`Operator::State`]. tickshard does the rest:
+//!
+//! - **Order.** [`Operator::apply`] sees a symbol's ticks in sequence
+//!   order, each exactly once in the stored result, whatever crashes,
+//!   replays and handovers happen. It must be deterministic: a function of
+//!   the state and the tick (its exchange time `ts_ns`, never the wall
+//!   clock), so that a new owner continuing from the stored state computes
+//!   what one process would have.
+//! - **State.** [`Operator::save`] writes the state as fields of the
+//!   symbol's hash `{ns}:{p<p>}:sym:<SYMBOL>`, next to the built-ins, in
+//!   the fenced flush; [`Operator::load`] reads it back on a new owner.
+//!   Fields must round-trip exactly (integers, or `f64` through `{}`).
+//! - **Outputs.** [`Emit::emit`] appends an entry to the stream
+//!   `{ns}:{p<p>}:out:<operator>:<SYMBOL>` with id `<seq>-<n>` (the tick's
+//!   sequence number, then the index of the output within that tick),
+//!   written in the same fenced script as the state: a replay, a retry or
+//!   a new owner never writes an entry twice, and a crash never loses one.
+//!
+//! The built-ins are operators on this API: [`totals::Totals`] (count,
+//! volume, VWAP, last trade; the engine's sequencing reads its
+//! `last_seq`), [`bars::Bars`] at each `--bars` width, and the optional
+//! [`ema::Ema`] and [`volume_spike::VolumeSpike`]. [`OperatorSet`] is the
+//! configured list.
+
+pub mod bars;
+pub mod ema;
+mod erased;
+mod fields;
+mod set;
+pub mod totals;
+pub mod volume_spike;
+
+use std::fmt::Debug;
+
+pub use erased::SymbolOperators;
+pub use fields::{FieldError, FieldWriter, StoredFields};
+pub use set::{OperatorError, OperatorSet};
+
+use crate::tick::Tick;
+
+/// A per-symbol computation. See the [module docs](self) for the rules.
+pub trait Operator: Send + Sync + 'static {
+    /// One symbol's state.
+    type State: Send + Debug + 'static;
+
+    /// The operator's name, `[a-z0-9_]{1,40}`, unique among the
+    /// configured operators; it names the output streams.
+    fn name(&self) -> &str;
+
+    /// The hash fields [`Self::save`] writes; no two operators may share
+    /// one.
+    fn fields(&self) -> Vec<String>;
+
+    /// The state of a symbol before its first tick.
+    fn init(&self) -> Self::State;
+
+    /// Folds one tick in; outputs go to `out`.
+    fn apply(&self, state: &mut Self::State, tick: &Tick, out: &mut Emit<'_>);
+
+    /// Writes the state as hash fields.
+    fn save(&self, state: &Self::State, fields: &mut FieldWriter);
+
+    /// Reads the state back from a stored hash that holds at least one of
+    /// [`Self::fields`] (a hash holding none starts from [`Self::init`]).
+    fn load(&self, stored: &StoredFields<'_>) -> Result<Self::State, FieldError>;
+}
+
+/// One output entry, waiting for the next flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Index of the operator in the [`OperatorSet`].
+    pub operator: u16,
+    /// The tick's sequence number: the first part of the entry id.
+    pub seq: u64,
+    /// Index of this output among the tick's outputs of this operator.
+    pub index: u32,
+    /// Field/value pairs of the entry.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Output {
+    /// The stream entry id, `<seq>-<index>`.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.seq, self.index)
+    }
+}
+
+/// Where an operator's [`Operator::apply`] puts its outputs.
+#[derive(Debug)]
+pub struct Emit<'a> {
+    outputs: &'a mut Vec<Output>,
+    operator: u16,
+    seq: u64,
+    next_index: u32,
+}
+
+impl<'a> Emit<'a> {
+    pub(crate) fn new(outputs: &'a mut Vec<Output>, operator: u16, seq: u64) -> Self {
+        Self {
+            outputs,
+            operator,
+            seq,
+            next_index: 0,
+        }
+    }
+
+    /// Appends one entry to the operator's stream of this symbol.
+    pub fn emit(&mut self, fields: Vec<(&'static str, String)>) {
+        self.outputs.push(Output {
+            operator: self.operator,
+            seq: self.seq,
+            index: self.next_index,
+            fields,
+        });
+        self.next_index += 1;
+    }
+}
