@@ -283,7 +283,9 @@
       const o = parseFloat(h.open), c = parseFloat(h.close);
       const up = c >= o;
       const chg = o > 0 ? ((c - o) / o) * 100 : 0;
-      return '<tr><td class="mono"><b>' + esc(h.symbol) + "</b></td>" +
+      const sel = h.symbol === sym.name ? " selected" : "";
+      return '<tr class="hot-row' + sel + '" data-symbol="' + esc(h.symbol) + '" title="watch ' + esc(h.symbol) + '">' +
+        '<td class="mono"><b>' + esc(h.symbol) + "</b></td>" +
         '<td class="num">' + fmtInt(h.count) + "</td>" +
         '<td class="num ' + (up ? "up-t" : "down-t") + '">' + esc(h.last_px) + "</td>" +
         '<td class="num">' + esc(h.vwap_px) + "</td>" +
@@ -485,6 +487,208 @@
   }
   window.addEventListener("resize", drawCharts);
 
+  // ---------- symbol view ----------
+  // One symbol live from /ws/symbols: its stored state (last price, VWAP,
+  // counts, current bar) and its completed 1-minute bars, drawn as OHLC
+  // candles in inline SVG. Chosen with the input, a hot-symbol row, or
+  // #symbol=SYM in the page's URL.
+  const BARS_OP = "bars_1m";
+  const MAX_BARS = 120;
+  const sym = { name: null, gen: 0, ws: null, backoff: 500, timer: null, seq: 0, state: null, bars: new Map() };
+
+  // Prices are stored with four decimals: "187.4500" reads "187.45".
+  function fmtPx(v) {
+    const n = parseFloat(v);
+    return isFinite(n) ? n.toFixed(4).replace(/0{1,2}$/, "") : "–";
+  }
+  function symbolUrl(name, scheme) {
+    return withToken(scheme + "//" + location.host + "/ws/symbols?subscribe=" + encodeURIComponent(name) +
+      "&history=" + BARS_OP);
+  }
+  function symbolMsg(kind, text) {
+    const m = $("symbol-msg");
+    m.dataset.kind = kind;
+    m.textContent = text;
+    m.hidden = !text;
+  }
+
+  function watchSymbol(raw) {
+    const name = String(raw || "").trim().toUpperCase();
+    if (!name || (name === sym.name && sym.ws)) return;
+    const old = sym.ws;
+    clearTimeout(sym.timer);
+    Object.assign(sym, { name, gen: sym.gen + 1, ws: null, backoff: 500, seq: 0, state: null, bars: new Map() });
+    if (old) old.close();
+    $("symbol-input").value = name;
+    history.replaceState(null, "", "#symbol=" + encodeURIComponent(name));
+    for (const tr of $("hot").querySelectorAll("tr[data-symbol]")) tr.classList.toggle("selected", tr.dataset.symbol === name);
+    symbolMsg("info", "Connecting to " + name + "…");
+    renderSymbol();
+    symbolConnect();
+  }
+
+  function symbolConnect() {
+    const { name, gen } = sym;
+    const again = sym.state != null;
+    setPill($("symbol-conn"), again ? "reconnecting" : "connecting", again ? "reconnecting" : "connecting");
+    const socket = new WebSocket(symbolUrl(name, location.protocol === "https:" ? "wss:" : "ws:"));
+    let opened = false;
+    sym.ws = socket;
+    socket.onopen = () => { opened = true; sym.backoff = 500; setPill($("symbol-conn"), "live", "live"); };
+    socket.onmessage = (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (sym.ws === socket && m && m.symbol === name) onSymbolMessage(m);
+    };
+    socket.onclose = (ev) => {
+      if (sym.ws !== socket) return; // another symbol was chosen meanwhile
+      sym.ws = null;
+      setPill($("symbol-conn"), "down", "offline");
+      if (opened) symbolRetry(gen, closeReason(ev));
+      else probeSymbol(name, gen);
+    };
+  }
+  function closeReason(ev) {
+    if (ev.code === 1008) return "Fell behind the live updates";
+    if (ev.code === 1011) return "Server error" + (ev.reason ? ": " + ev.reason : "");
+    if (ev.code === 1001) return "The dashboard is shutting down";
+    return "Connection lost";
+  }
+  // A refused handshake tells the page nothing, so the same URL is asked
+  // over plain HTTP: a bad symbol answers 400 {"error": ...}, final.
+  async function probeSymbol(name, gen) {
+    let status = 0, error = "";
+    try {
+      const r = await fetch(symbolUrl(name, location.protocol));
+      status = r.status;
+      error = (await r.json().catch(() => ({}))).error || "";
+    } catch (e) { /* unreachable: retried below */ }
+    if (gen !== sym.gen) return;
+    if (status === 400 && error) {
+      setPill($("symbol-conn"), "down", "refused");
+      symbolMsg("error", "Cannot watch " + name + ": " + error);
+      return;
+    }
+    symbolRetry(gen, error || (status ? "HTTP " + status : "Dashboard unreachable"));
+  }
+  function symbolRetry(gen, why) {
+    if (gen !== sym.gen) return;
+    const wait = sym.backoff + Math.random() * 250;
+    sym.backoff = Math.min(sym.backoff * 2, 10000);
+    setPill($("symbol-conn"), "reconnecting", "reconnecting");
+    symbolMsg("error", why + " · reconnecting in " + Math.ceil(wait / 1000) + " s…");
+    sym.timer = setTimeout(symbolConnect, wait);
+  }
+
+  function onSymbolMessage(m) {
+    if (m.type === "snapshot") {
+      Object.assign(sym, { seq: m.last_seq || 0, state: m.state || {}, bars: new Map() });
+      addBars(m.history);
+      symbolMsg("info", sym.seq ? "" : "No data yet for " + m.symbol + ": nothing is stored for it. Waiting for its first tick…");
+    } else if (m.type === "update" && m.last_seq > sym.seq) {
+      Object.assign(sym, { seq: m.last_seq, state: m.state || {} });
+      addBars(m.outputs);
+      symbolMsg("info", "");
+    } else {
+      return;
+    }
+    renderSymbol();
+  }
+  // A completed bar (an output of BARS_OP), or the current one from the
+  // state's fields (cur).
+  function toBar(f, cur) {
+    const b = {
+      start: Number(f[cur ? "bar_start_ns" : "start_ns"]),
+      o: parseFloat(f.open), h: parseFloat(f.high), l: parseFloat(f.low), c: parseFloat(f.close),
+      volume: +f[cur ? "bar_volume" : "volume"] || 0, count: +f[cur ? "bar_count" : "count"] || 0, cur,
+    };
+    return [b.start, b.o, b.h, b.l, b.c].every(isFinite) ? b : null;
+  }
+  function addBars(entries) {
+    for (const e of entries || []) {
+      const b = e.operator === BARS_OP && toBar(e.fields || {}, false);
+      if (b) sym.bars.set(b.start, b);
+    }
+    const starts = [...sym.bars.keys()].sort((a, b) => a - b);
+    for (const s of starts.slice(0, -MAX_BARS)) sym.bars.delete(s);
+  }
+
+  function renderSymbol() {
+    const st = sym.state || {};
+    const cur = toBar(st, true);
+    $("symbol-name").textContent = sym.name || "–";
+    $("symbol-last-px").textContent = fmtPx(st.last_px);
+    $("symbol-last-px").className = cur ? (cur.c >= cur.o ? "up-t" : "down-t") : "";
+    $("symbol-vwap").textContent = fmtPx(st.vwap_px);
+    $("symbol-count").textContent = st.count ? fmtInt(+st.count) : "–";
+    $("symbol-volume").textContent = st.volume ? fmtInt(+st.volume) : "–";
+    drawBars();
+  }
+  function drawBars() {
+    const svg = $("symbol-bars");
+    const W = svg.clientWidth || 800, H = svg.clientHeight || 240;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    const L = 8, R = 70, T = 10, B = 22, pw = W - L - R, ph = H - T - B;
+    const bars = [...sym.bars.values()];
+    const cur = sym.state && toBar(sym.state, true);
+    if (cur && !sym.bars.has(cur.start)) bars.push(cur);
+    bars.sort((a, b) => a.start - b.start);
+    const shown = bars.slice(-Math.max(1, Math.floor(pw / 8)));
+    if (!shown.length) {
+      svg.innerHTML = '<text class="axis" x="' + W / 2 + '" y="' + H / 2 + '" text-anchor="middle">' +
+        (sym.name ? "waiting for bars…" : "no symbol chosen") + "</text>";
+      return;
+    }
+    let lo = Math.min(...shown.map((b) => b.l)), hi = Math.max(...shown.map((b) => b.h));
+    const pad = (hi - lo) * 0.08 || hi * 0.002 || 1;
+    lo -= pad;
+    hi += pad;
+    const Y = (v) => T + ((hi - v) / (hi - lo)) * ph;
+    const n = (v) => v.toFixed(1);
+    const slot = pw / Math.max(shown.length, 30); // a few bars stay narrow, at the right
+    const bw = Math.max(1, Math.min(12, slot * 0.6));
+    const every = Math.ceil(64 / slot); // a time label every ~64 px
+    const dp = hi - lo < 0.05 ? 4 : 2; // price axis decimals
+    const out = [];
+    for (let i = 0; i <= 4; i++) {
+      const v = lo + ((hi - lo) * i) / 4, y = n(Y(v));
+      out.push('<line class="grid" x1="' + L + '" x2="' + (L + pw) + '" y1="' + y + '" y2="' + y + '"/>' +
+        '<text class="axis" x="' + (L + pw + 8) + '" y="' + y + '" dy="4">' + v.toFixed(dp) + "</text>");
+    }
+    shown.forEach((b, i) => {
+      const age = shown.length - 1 - i;
+      const x = L + pw - slot * (age + 0.5);
+      const top = Y(Math.max(b.o, b.c)), height = Math.max(1, Y(Math.min(b.o, b.c)) - top);
+      const time = fmtTime(b.start / 1e6).slice(0, 5);
+      const tip = time + (b.cur ? " (in progress)" : "") + "\nO " + fmtPx(b.o) + "  H " + fmtPx(b.h) + "  L " + fmtPx(b.l) +
+        "  C " + fmtPx(b.c) + "\n" + fmtInt(b.count) + " ticks · volume " + fmtInt(b.volume);
+      out.push('<g class="candle ' + (b.c >= b.o ? "up" : "down") + (b.cur ? " current" : "") + '" data-start="' + b.start + '">' +
+        "<title>" + esc(tip) + '</title><line x1="' + n(x) + '" x2="' + n(x) + '" y1="' + n(Y(b.h)) + '" y2="' + n(Y(b.l)) +
+        '"/><rect x="' + n(x - bw / 2) + '" y="' + n(top) + '" width="' + n(bw) + '" height="' + n(height) + '"/></g>');
+      if (age % every === 0) {
+        out.push('<text class="axis" x="' + n(x) + '" y="' + (H - 6) + '" text-anchor="middle">' + time + "</text>");
+      }
+    });
+    svg.innerHTML = out.join("");
+  }
+
+  $("symbol-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    watchSymbol($("symbol-input").value);
+  });
+  // On mousedown, not click: the table is rebuilt several times a second,
+  // which can swallow a click between press and release.
+  $("hot").addEventListener("mousedown", (e) => {
+    const tr = e.button === 0 && e.target.closest("tr[data-symbol]");
+    if (tr) watchSymbol(tr.dataset.symbol);
+  });
+  function symbolFromHash() {
+    const m = /^#symbol=(.+)$/.exec(location.hash);
+    if (m) watchSymbol(decodeURIComponent(m[1]));
+  }
+  window.addEventListener("hashchange", symbolFromHash);
+  window.addEventListener("resize", drawBars);
+
   // ---------- demo controls ----------
   function toast(text) {
     const t = $("toast");
@@ -511,5 +715,7 @@
   });
 
   drawCharts();
+  renderSymbol();
   connect();
+  symbolFromHash();
 })();

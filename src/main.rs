@@ -30,6 +30,7 @@ fn main() -> Result<ExitCode> {
 async fn run(cli: Cli) -> Result<()> {
     let shutdown = tickshard::shutdown::on_signals();
     match cli.command {
+        // Run by `main` on a runtime of its own (`--worker-threads`).
         Command::Processor(_) => Ok(()),
         Command::Dashboard(args) => {
             let config = tickshard::dashboard::DashboardConfig::from_args(&args);

@@ -498,3 +498,64 @@ fn encode(msg: &ClientMessage) -> Arc<str> {
 fn send(tx: &mpsc::Sender<Arc<str>>, msg: &ClientMessage) {
     let _ = tx.try_send(encode(msg));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn task(report: MalformedReport) -> HubTask {
+        HubTask {
+            client: redis::Client::open("redis://127.0.0.1:1/").unwrap(),
+            keys: Keys::new("t"),
+            partitions: NonZeroU32::new(4),
+            report,
+            conn: None,
+            sink: None,
+            clients: HashMap::new(),
+            watched: HashMap::new(),
+        }
+    }
+
+    fn update(symbol: &str, from: u64, to: u64) -> Vec<u8> {
+        format!(
+            r#"{{"partition":1,"epoch":2,"updates":[{{"symbol":"{symbol}","from_seq":{from},"last_seq":{to},"state":{{"last_seq":"{to}"}}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn updates_reach_watchers_once_in_order_and_a_full_client_is_dropped() {
+        let bad = Arc::new(Mutex::new(Vec::new()));
+        let seen = bad.clone();
+        let mut hub = task(Arc::new(move |what, _| seen.lock().unwrap().push(what)));
+        let aapl: Symbol = "AAPL".parse().unwrap();
+        let (fast_tx, mut fast) = mpsc::channel(16);
+        let (slow_tx, _slow) = mpsc::channel(1);
+        for (id, tx) in [(1, fast_tx), (2, slow_tx)] {
+            let sent = HashMap::from([(aapl, 3)]);
+            hub.clients.insert(id, Client { tx, sent });
+        }
+        hub.watched
+            .insert(partition_of(&aapl, NonZeroU32::new(4).unwrap()), 2);
+
+        hub.dispatch(&update("AAPL", 1, 3)); // already in the snapshot
+        hub.dispatch(&update("AAPL", 4, 5));
+        hub.dispatch(&update("MSFT", 1, 9)); // nobody watches it
+        hub.dispatch(&update("AAPL", 6, 8));
+        hub.dispatch(b"not json");
+
+        let got: Vec<u64> = std::iter::from_fn(|| fast.try_recv().ok())
+            .map(|m| {
+                let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+                v["last_seq"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(got, vec![5, 8]);
+        // The slow client's one slot filled at seq 5: it was dropped at 8,
+        // and the fast one was not held back.
+        assert!(hub.clients.contains_key(&1) && !hub.clients.contains_key(&2));
+        assert_eq!(hub.watched.values().sum::<usize>(), 1);
+        assert_eq!(*bad.lock().unwrap(), vec![Malformed::LiveMessage]);
+    }
+}
