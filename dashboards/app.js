@@ -550,7 +550,7 @@
   }
   function closeReason(ev) {
     if (ev.code === 1008) return "Fell behind the live updates";
-    if (ev.code === 1011) return "Server error" + (ev.reason ? ": " + ev.reason : "");
+    if (ev.code === 1011) return ev.reason ? "Reconnecting: " + ev.reason : "Server error";
     if (ev.code === 1001) return "The dashboard is shutting down";
     return "Connection lost";
   }
@@ -684,7 +684,14 @@
   });
   function symbolFromHash() {
     const m = /^#symbol=(.+)$/.exec(location.hash);
-    if (m) watchSymbol(decodeURIComponent(m[1]));
+    if (!m) return;
+    let name = m[1];
+    try {
+      name = decodeURIComponent(name);
+    } catch (e) {
+      // A malformed escape: watch what was typed, the server judges it.
+    }
+    watchSymbol(name);
   }
   window.addEventListener("hashchange", symbolFromHash);
   window.addEventListener("resize", drawBars);

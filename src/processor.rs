@@ -164,7 +164,12 @@ pub async fn run_with(
     let conn = redis::aio::ConnectionManager::new(client).await?;
     // The store has a connection of its own: its flush scripts never queue
     // behind the stats messages, nor those behind a flush.
-    let store_conn = redis::aio::ConnectionManager::new(redis.client()?).await?;
+    let store_conn = redis::aio::ConnectionManager::new_with_config(
+        redis.client()?,
+        redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(crate::store::FLUSH_RESPONSE_TIMEOUT)),
+    )
+    .await?;
     tracing::info!(operators = ?operators, "operators");
     let store = Store::new(
         store_conn,

@@ -33,7 +33,14 @@ pub enum ModelError {
     /// A tick with sequence number zero (sequences start at 1).
     #[error("tick seq must be at least 1")]
     ZeroSeq,
+    /// A sequence number above [`MAX_SEQ`].
+    #[error("tick seq {0} is above the largest accepted, 2^53 - 1")]
+    SeqTooLarge(u64),
 }
+
+/// Largest sequence number accepted: 2^53 - 1, so every seq is exact in
+/// the flush script's numbers and in JSON readers that use doubles.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// Longest symbol accepted, in bytes.
 pub const MAX_SYMBOL_LEN: usize = 12;
@@ -243,6 +250,9 @@ impl Tick {
         if seq == 0 {
             return Err(ModelError::ZeroSeq);
         }
+        if seq > MAX_SEQ {
+            return Err(ModelError::SeqTooLarge(seq));
+        }
         if size == 0 {
             return Err(ModelError::ZeroSize);
         }
@@ -368,5 +378,10 @@ mod tests {
         let p: Price = "1".parse().unwrap();
         assert_eq!(Tick::new(s, 1, p, 0, 0), Err(ModelError::ZeroSize));
         assert_eq!(Tick::new(s, 0, p, 1, 0), Err(ModelError::ZeroSeq));
+        assert!(Tick::new(s, MAX_SEQ, p, 1, 0).is_ok());
+        assert_eq!(
+            Tick::new(s, MAX_SEQ + 1, p, 1, 0),
+            Err(ModelError::SeqTooLarge(MAX_SEQ + 1))
+        );
     }
 }

@@ -198,6 +198,27 @@ async fn a_watched_partition_gets_each_update_once() {
 }
 
 #[tokio::test]
+async fn a_foreign_value_under_an_output_stream_refuses_the_whole_script() {
+    let server = support::redis();
+    let mut conn = support::connect(&server).await;
+    let _: () = conn.set(keys().lease(P), "p1:3").await.unwrap();
+    let _: () = conn
+        .set(keys().out(P, "bars_1s", &aapl()), "not a stream")
+        .await
+        .unwrap();
+    let store = store_for(&server, "p1").await;
+    let flush = flush_after(
+        &[tick("AAPL", 1, "10", 0), tick("AAPL", 2, "11", 2)],
+        Epoch(3),
+    );
+    let err = store.flush(&flush).await.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains(":out:bars_1s:AAPL"), "{err}");
+    let exists: bool = conn.exists(keys().sym(P, &aapl())).await.unwrap();
+    assert!(!exists, "nothing was written");
+}
+
+#[tokio::test]
 async fn a_stale_owner_cannot_write() {
     let server = support::redis();
     let mut conn = support::connect(&server).await;

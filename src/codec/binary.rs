@@ -332,7 +332,7 @@ mod tests {
     fn arb_tick() -> impl Strategy<Value = Tick> {
         (
             "[A-Z0-9./-]{1,12}",
-            1u64..,
+            1u64..=crate::tick::MAX_SEQ,
             0i64..i64::MAX,
             1u32..,
             any::<u64>(),

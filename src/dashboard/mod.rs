@@ -155,6 +155,9 @@ pub enum DashboardError {
     /// Redis is unreachable at start-up.
     #[error("redis unreachable at start-up: {0}")]
     RedisUnreachable(String),
+    /// Redis is reachable but unusable (a Redis Cluster node).
+    #[error(transparent)]
+    Redis(#[from] crate::cluster::ClusterError),
     /// The listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -210,10 +213,13 @@ pub async fn start(
     // Fail fast with the real reason (a connection manager would retry).
     let probe = async {
         let mut c = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await
+        redis::cmd("PING").query_async::<String>(&mut c).await?;
+        Ok::<_, redis::RedisError>(c)
     };
     match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(mut c)) => {
+            crate::cluster::cluster_mode::refuse(&mut c, &config.redis.redacted_url()).await?;
+        }
         Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
         Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
     }

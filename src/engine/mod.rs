@@ -13,8 +13,9 @@
 //!   gap that is replayed, then skipped after the gap timeout;
 //! - every applied tick runs through the configured operators
 //!   ([`crate::operator`]); their outputs wait for the next flush, at most
-//!   [`EngineConfig::max_outputs`] in all (beyond, ticks wait for the gap
-//!   fill, so memory stays bounded while Redis is away);
+//!   [`EngineConfig::max_outputs`] in all and [`MAX_SYMBOL_OUTPUTS`] per
+//!   symbol (beyond, ticks wait for the gap fill, so memory and flush
+//!   scripts stay bounded while Redis is slow or away);
 //! - dirty symbols are handed out for flushing with the partition's epoch
 //!   (the fencing token), and handed back if the flush failed.
 
@@ -48,6 +49,10 @@ pub struct EngineConfig {
 
 /// Default of [`EngineConfig::max_outputs`].
 pub const DEFAULT_MAX_OUTPUTS: usize = 1_000_000;
+
+/// Most outputs of one symbol waiting for a flush: a flush script carries
+/// at most this many of one symbol, so none holds Redis for long.
+pub const MAX_SYMBOL_OUTPUTS: usize = 10_000;
 
 /// Where a partition stands in this engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +99,24 @@ pub struct PartitionFlush {
     pub epoch: Epoch,
     /// The symbols to write.
     pub records: Vec<SymbolRecord>,
+}
+
+impl PartitionFlush {
+    /// Puts `earlier`, a flush of the same partition and epoch that could
+    /// not be written, in front of this one: symbols only `earlier` has
+    /// are added, and where both have a symbol, `earlier`'s outputs go
+    /// first (this flush's state is the newer).
+    pub fn absorb_earlier(&mut self, earlier: PartitionFlush) {
+        for mut old in earlier.records {
+            match self.records.iter_mut().find(|r| r.symbol == old.symbol) {
+                Some(new) => {
+                    old.outputs.append(&mut new.outputs);
+                    new.outputs = old.outputs;
+                }
+                None => self.records.push(old),
+            }
+        }
+    }
 }
 
 /// A gap the engine decided to act on.
@@ -289,7 +312,7 @@ impl Engine {
     /// Offers one tick of partition `p`.
     pub fn offer(&mut self, p: PartitionId, tick: Tick, now: Instant) -> TickOutcome {
         let room = self.held < self.cfg.max_held;
-        let output_room = self.outputs < self.cfg.max_outputs;
+        let all_output_room = self.outputs < self.cfg.max_outputs;
         match self.slots.get_mut(&p) {
             None => TickOutcome::NotOwned,
             Some(Slot::Loading { held, .. }) => {
@@ -310,6 +333,7 @@ impl Engine {
                 });
                 let before = entry.state.pending_len();
                 let outputs_before = entry.state.outputs.len();
+                let output_room = all_output_room && outputs_before < MAX_SYMBOL_OUTPUTS;
                 let offer = entry.state.offer(tick, room, output_room, now);
                 let after = entry.state.pending_len();
                 let missing = entry.state.is_missing();
@@ -368,7 +392,9 @@ impl Engine {
             };
             let before = entry.state.pending_len();
             let outputs_before = entry.state.outputs.len();
-            let action = entry.state.gap_action(now, &self.cfg.gap);
+            let output_room =
+                self.outputs < self.cfg.max_outputs && outputs_before < MAX_SYMBOL_OUTPUTS;
+            let action = entry.state.gap_action(now, &self.cfg.gap, output_room);
             self.outputs = self.outputs + entry.state.outputs.len() - outputs_before;
             match action {
                 GapAction::Closed => closed.push(*symbol),

@@ -173,8 +173,18 @@ impl SymbolState {
         (first > from).then_some((from, first - 1))
     }
 
-    /// What to do about the open gap at `now`.
-    pub fn gap_action(&mut self, now: Instant, policy: &GapPolicy) -> GapAction {
+    /// What to do about the open gap at `now`. Without `output_room` (the
+    /// outputs waiting for a flush are at their limit) nothing is asked
+    /// for or skipped, and the skip clock restarts: a tick dropped for lack
+    /// of room has arrived and will be replayed, it must not be skipped.
+    pub fn gap_action(&mut self, now: Instant, policy: &GapPolicy, output_room: bool) -> GapAction {
+        if !output_room {
+            if self.is_missing() {
+                self.gap_since = Some(now);
+                return GapAction::Wait;
+            }
+            return GapAction::Closed;
+        }
         let Some(since) = self.gap_since else {
             return if self.is_missing() {
                 self.gap_since = Some(now);
@@ -312,20 +322,20 @@ mod tests {
         let mut s = SymbolState::new(&OperatorSet::new());
         s.offer(t(1), true, true, start);
         s.offer(t(5), true, true, start);
-        assert_eq!(s.gap_action(start, &p), GapAction::Wait);
+        assert_eq!(s.gap_action(start, &p, true), GapAction::Wait);
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p),
+            s.gap_action(at, &p, true),
             GapAction::Replay {
                 from: 2,
                 to: 5,
                 first: true
             }
         );
-        assert_eq!(s.gap_action(at, &p), GapAction::Wait);
+        assert_eq!(s.gap_action(at, &p, true), GapAction::Wait);
         let at = start + Duration::from_millis(300);
         assert_eq!(
-            s.gap_action(at, &p),
+            s.gap_action(at, &p, true),
             GapAction::Replay {
                 from: 2,
                 to: 5,
@@ -334,7 +344,7 @@ mod tests {
         );
         let at = start + Duration::from_secs(11);
         assert_eq!(
-            s.gap_action(at, &p),
+            s.gap_action(at, &p, true),
             GapAction::Skipped {
                 from: 2,
                 to: 4,
@@ -344,7 +354,7 @@ mod tests {
         );
         assert_eq!(s.totals.last_seq, 5);
         assert_eq!(s.totals.count, 2);
-        assert_eq!(s.gap_action(at, &p), GapAction::Closed);
+        assert_eq!(s.gap_action(at, &p, true), GapAction::Closed);
     }
 
     #[test]
@@ -357,7 +367,7 @@ mod tests {
         }
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p),
+            s.gap_action(at, &p, true),
             GapAction::Replay {
                 from: 2,
                 to: 7,
@@ -369,12 +379,12 @@ mod tests {
         assert_eq!(s.offer(t(2), true, true, later), Offer::Applied(1));
         let skip_time = start + Duration::from_secs(11);
         assert!(matches!(
-            s.gap_action(skip_time, &p),
+            s.gap_action(skip_time, &p, true),
             GapAction::Replay { from: 4, to: 7, .. }
         ));
         let skip_time = start + Duration::from_secs(20);
         assert_eq!(
-            s.gap_action(skip_time, &p),
+            s.gap_action(skip_time, &p, true),
             GapAction::Skipped {
                 from: 4,
                 to: 4,
@@ -393,7 +403,7 @@ mod tests {
         assert!(s.announce(25, start));
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p),
+            s.gap_action(at, &p, true),
             GapAction::Replay {
                 from: 1,
                 to: 10,
@@ -404,6 +414,25 @@ mod tests {
             s.offer(t(seq), true, true, at);
         }
         assert!(!s.is_missing());
-        assert_eq!(s.gap_action(at, &p), GapAction::Closed);
+        assert_eq!(s.gap_action(at, &p, true), GapAction::Closed);
+    }
+
+    #[test]
+    fn a_gap_waits_without_output_room_and_is_not_skipped() {
+        let start = Instant::now();
+        let p = policy();
+        let mut s = SymbolState::new(&OperatorSet::new());
+        s.offer(t(1), true, true, start);
+        s.offer(t(3), true, true, start);
+        // Seq 2 arrives while the outputs are at their limit: dropped.
+        assert_eq!(s.offer(t(2), true, false, start), Offer::Overflow);
+        let late = start + Duration::from_secs(11);
+        assert_eq!(s.gap_action(late, &p, false), GapAction::Wait);
+        // Room again: the clock restarted, so the gap is replayed, not skipped.
+        let at = late + Duration::from_millis(60);
+        assert!(matches!(
+            s.gap_action(at, &p, true),
+            GapAction::Replay { from: 2, .. }
+        ));
     }
 }

@@ -220,3 +220,50 @@ fn outputs_wait_for_the_flush_within_their_limit() {
     let ids: Vec<String> = again[0].records[0].outputs.iter().map(|o| o.id()).collect();
     assert_eq!(ids, vec!["2-0", "3-0", "4-0"]);
 }
+
+#[test]
+fn a_failed_flush_goes_in_front_of_the_final_one() {
+    let bar_tick = |sym: &str, seq: u64| {
+        Tick::new(
+            sym.parse().unwrap(),
+            seq,
+            "2".parse().unwrap(),
+            10,
+            seq * 60_000_000_000,
+        )
+        .unwrap()
+    };
+    let now = Instant::now();
+    let mut e = Engine::new(EngineConfig {
+        max_outputs: 100,
+        ..cfg()
+    });
+    e.begin_load(P, E);
+    e.finish_load(P, E, vec![], now);
+    for seq in 1..=2 {
+        e.offer(P, bar_tick("A", seq), now);
+        e.offer(P, bar_tick("B", seq), now);
+    }
+    // A periodic flush is in flight when the partition is handed over.
+    let earlier = e.take_flush().pop().unwrap();
+    e.offer(P, bar_tick("A", 3), now);
+    let mut last = e.release_partition(P).unwrap();
+    last.absorb_earlier(earlier);
+    let ids = |sym: &str| -> Vec<String> {
+        let r = last
+            .records
+            .iter()
+            .find(|r| r.symbol.as_str() == sym)
+            .unwrap();
+        r.outputs.iter().map(|o| o.id()).collect()
+    };
+    // A: the earlier outputs first, with the newer state; B only earlier.
+    assert_eq!(ids("A"), vec!["2-0", "3-0"]);
+    assert_eq!(ids("B"), vec!["2-0"]);
+    let a = last
+        .records
+        .iter()
+        .find(|r| r.symbol.as_str() == "A")
+        .unwrap();
+    assert_eq!(a.totals.last_seq, 3);
+}

@@ -71,19 +71,50 @@ enum Command {
         symbols: Vec<Symbol>,
         history: Option<String>,
         tx: mpsc::Sender<Arc<str>>,
+        ended: Arc<std::sync::OnceLock<Ended>>,
         ready: oneshot::Sender<Result<(), LiveError>>,
     },
     Unwatch(u64),
 }
 
+/// Why the hub ended a watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client's queue was full.
+    FellBehind,
+    /// An update went missing (its partition's `watched` mark lapsed).
+    MissedUpdate,
+    /// The live subscription was lost (Redis restarted or unreachable).
+    SubscriptionLost,
+}
+
+impl Ended {
+    /// The WebSocket close code and reason for the client.
+    pub fn close(self) -> (u16, &'static str) {
+        match self {
+            Ended::FellBehind => (1008, "fell behind: reconnect"),
+            Ended::MissedUpdate => (1011, "an update was missed: reconnect"),
+            Ended::SubscriptionLost => (1011, "live updates were interrupted: reconnect"),
+        }
+    }
+}
+
 /// A client's watch: its messages, as JSON text. Dropping it ends the
-/// watch. The stream ends when the client fell behind or the live
-/// subscription was lost.
+/// watch. The stream ends when the hub ends the watch ([`Watch::ended`]
+/// says why) or stops.
 pub struct Watch {
     /// The messages, oldest first.
     pub messages: mpsc::Receiver<Arc<str>>,
     id: u64,
     commands: mpsc::Sender<Command>,
+    ended: Arc<std::sync::OnceLock<Ended>>,
+}
+
+impl Watch {
+    /// Why the hub ended the watch, once it has.
+    pub fn ended(&self) -> Option<Ended> {
+        self.ended.get().copied()
+    }
 }
 
 impl Drop for Watch {
@@ -162,12 +193,14 @@ impl LiveHub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, messages) = mpsc::channel(CLIENT_QUEUE);
         let (ready, done) = oneshot::channel();
+        let ended = Arc::new(std::sync::OnceLock::new());
         self.commands
             .send(Command::Watch {
                 id,
                 symbols,
                 history,
                 tx,
+                ended: ended.clone(),
                 ready,
             })
             .await
@@ -176,6 +209,7 @@ impl LiveHub {
             messages,
             id,
             commands: self.commands.clone(),
+            ended,
         };
         done.await.map_err(|_| LiveError::Stopped)??;
         Ok(watch)
@@ -186,6 +220,7 @@ struct Client {
     tx: mpsc::Sender<Arc<str>>,
     /// Each symbol's last seq sent.
     sent: HashMap<Symbol, u64>,
+    ended: Arc<std::sync::OnceLock<Ended>>,
 }
 
 struct HubTask {
@@ -209,7 +244,7 @@ impl HubTask {
                 _ = shutdown.cancelled() => return,
                 cmd = commands.recv() => match cmd {
                     None => return,
-                    Some(Command::Watch { id, symbols, history, tx, ready }) => {
+                    Some(Command::Watch { id, symbols, history, tx, ended, ready }) => {
                         if stream.is_none() {
                             match self.connect().await {
                                 Ok(s) => stream = Some(s),
@@ -220,7 +255,8 @@ impl HubTask {
                             }
                         }
                         let mut counted = 0;
-                        let result = self.add(id, &symbols, history, tx, &mut counted).await;
+                        let client = Client { tx, sent: HashMap::new(), ended };
+                        let result = self.add(id, &symbols, history, client, &mut counted).await;
                         if let Err(e) = &result {
                             tracing::warn!(error = %e, "live watch failed");
                             self.release(symbols[..counted].iter()).await;
@@ -235,6 +271,9 @@ impl HubTask {
                         tracing::warn!(clients = self.clients.len(), "live subscription lost; dropping its clients");
                         stream = None;
                         self.sink = None;
+                        for client in self.clients.values() {
+                            let _ = client.ended.set(Ended::SubscriptionLost);
+                        }
                         self.clients.clear();
                         self.watched.clear();
                     }
@@ -275,7 +314,7 @@ impl HubTask {
         id: u64,
         symbols: &[Symbol],
         history: Option<String>,
-        tx: mpsc::Sender<Arc<str>>,
+        mut client: Client,
         counted: &mut usize,
     ) -> Result<(), LiveError> {
         let (Some(mut conn), Some(mut sink)) = (self.conn.clone(), self.sink.clone()) else {
@@ -288,15 +327,13 @@ impl HubTask {
             let p = partition_of(s, partitions);
             if !self.watched.contains_key(&p) {
                 sink.subscribe(self.keys.live(p)).await?;
-                self.mark_watched(&mut conn, p).await?;
             }
+            // Marked again even when watched already: the mark must not
+            // lapse between two refreshes while this client starts.
+            self.mark_watched(&mut conn, p).await?;
             *self.watched.entry(p).or_default() += 1;
             *counted += 1;
         }
-        let mut client = Client {
-            tx,
-            sent: HashMap::new(),
-        };
         let names = symbols.iter().map(|s| s.to_string()).collect();
         send(&client.tx, &ClientMessage::Subscribed { symbols: names });
         for s in symbols {
@@ -310,7 +347,7 @@ impl HubTask {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let history = match &history {
-                Some(op) => read_history(&mut conn, &self.keys.out(p, op, s), op).await?,
+                Some(op) => read_history(&mut conn, &self.keys.out(p, op, s), op, last_seq).await?,
                 None => Vec::new(),
             };
             send(
@@ -375,11 +412,16 @@ impl HubTask {
             return;
         };
         let partitions: Vec<PartitionId> = self.watched.keys().copied().collect();
+        let mut failed = 0;
         for p in partitions {
-            if let Err(e) = self.mark_watched(&mut conn, p).await {
-                tracing::warn!(error = %e, partition = %p, "cannot refresh a watched mark");
-                return;
+            if self.mark_watched(&mut conn, p).await.is_err() {
+                failed += 1;
             }
+        }
+        if failed > 0 {
+            // A lapsed mark shows as a missed update, which ends the
+            // watches it affects.
+            tracing::warn!(partitions = failed, "cannot refresh watched marks");
         }
     }
 
@@ -410,6 +452,13 @@ impl HubTask {
                 if update.last_seq <= *sent {
                     continue;
                 }
+                if update.from_seq > *sent + 1 {
+                    // Stored changes were not published (the watched mark
+                    // lapsed): the client must not see a silent jump.
+                    let _ = client.ended.set(Ended::MissedUpdate);
+                    behind.push(*id);
+                    continue;
+                }
                 *sent = update.last_seq;
                 let text = text.get_or_insert_with(|| {
                     encode(&ClientMessage::Update {
@@ -423,13 +472,14 @@ impl HubTask {
                     })
                 });
                 if client.tx.try_send(Arc::clone(text)).is_err() {
+                    let _ = client.ended.set(Ended::FellBehind);
                     behind.push(*id);
                 }
             }
         }
         for id in behind {
             if let Some(client) = self.clients.remove(&id) {
-                tracing::info!(client = id, "live client fell behind; dropped");
+                tracing::info!(client = id, why = ?client.ended.get(), "live client dropped");
                 // Partition counts are released lazily: an unsubscribe
                 // needs an await, and the stale subscription costs only
                 // filtered messages until the next watch or unwatch.
@@ -454,10 +504,13 @@ async fn next_message(stream: &mut Option<PubSubStream>) -> Option<redis::Msg> {
     }
 }
 
+/// The latest entries of `key`, oldest first, up to the snapshot's
+/// `last_seq` (newer ones come with the next update).
 async fn read_history(
     conn: &mut ConnectionManager,
     key: &str,
     operator: &str,
+    last_seq: u64,
 ) -> Result<Vec<LiveOutput>, redis::RedisError> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(key)
@@ -467,9 +520,11 @@ async fn read_history(
         .arg(HISTORY_ENTRIES)
         .query_async(conn)
         .await?;
+    let seq_of = |id: &str| id.split('-').next().and_then(|s| s.parse::<u64>().ok());
     let mut entries: Vec<LiveOutput> = reply
         .ids
         .into_iter()
+        .filter(|e| seq_of(&e.id).is_some_and(|seq| seq <= last_seq))
         .map(|e| LiveOutput {
             operator: operator.to_owned(),
             fields: StateFields(
@@ -532,9 +587,13 @@ mod tests {
         let aapl: Symbol = "AAPL".parse().unwrap();
         let (fast_tx, mut fast) = mpsc::channel(16);
         let (slow_tx, _slow) = mpsc::channel(1);
+        let ended: Vec<_> = (0..2)
+            .map(|_| Arc::new(std::sync::OnceLock::new()))
+            .collect();
         for (id, tx) in [(1, fast_tx), (2, slow_tx)] {
             let sent = HashMap::from([(aapl, 3)]);
-            hub.clients.insert(id, Client { tx, sent });
+            let ended = ended[id as usize - 1].clone();
+            hub.clients.insert(id, Client { tx, sent, ended });
         }
         hub.watched
             .insert(partition_of(&aapl, NonZeroU32::new(4).unwrap()), 2);
@@ -555,7 +614,12 @@ mod tests {
         // The slow client's one slot filled at seq 5: it was dropped at 8,
         // and the fast one was not held back.
         assert!(hub.clients.contains_key(&1) && !hub.clients.contains_key(&2));
+        assert_eq!(ended[1].get(), Some(&Ended::FellBehind));
         assert_eq!(hub.watched.values().sum::<usize>(), 1);
         assert_eq!(*bad.lock().unwrap(), vec![Malformed::LiveMessage]);
+        // A jump past the next seq ends the watch instead of hiding a gap.
+        hub.dispatch(&update("AAPL", 10, 12));
+        assert!(hub.clients.is_empty());
+        assert_eq!(ended[0].get(), Some(&Ended::MissedUpdate));
     }
 }

@@ -25,15 +25,17 @@ pub struct PublishedUpdate {
     pub from_seq: u64,
     /// Last seq covered (the state's `last_seq`).
     pub last_seq: u64,
-    /// Every field of the state.
+    /// Every field written (the stored hash without `fence`, `partition`
+    /// and `updated_ns`).
     pub state: StateFields,
     /// Operator outputs appended by this write, in order.
     #[serde(default)]
     pub outputs: Vec<LiveOutput>,
 }
 
-/// A state as field/value pairs. The flush script's JSON encoder writes
-/// an empty map as `[]`, which reads as an empty map too.
+/// A state as field/value pairs. The flush script's JSON encoder cannot
+/// tell an empty map from an empty list, so `[]` reads as an empty map
+/// too.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct StateFields(pub BTreeMap<String, String>);

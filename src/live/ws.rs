@@ -5,9 +5,11 @@
 //! 400 (JSON `error`) for a missing or invalid symbol list or history
 //! operator, 503 when [`super::hub::MAX_CLIENTS`] clients are connected.
 //! A client that does not keep up (its queue of
-//! [`super::hub::CLIENT_QUEUE`] messages is full, or a send takes longer
-//! than [`SEND_TIMEOUT`]) is closed with code 1008; when the live
-//! subscription is lost, with 1011. Text the client sends is ignored.
+//! [`super::hub::CLIENT_QUEUE`] messages is full) is closed with code
+//! 1008; one whose send blocks longer than [`SEND_TIMEOUT`] is
+//! disconnected; when an update was missed or the live subscription is
+//! lost, the close code is 1011 (reconnect for a fresh snapshot). Text the
+//! client sends is ignored.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{LiveHub, Malformed};
+use super::hub::{Ended, LiveHub, Malformed};
 use crate::tick::Symbol;
 
 /// Most symbols one client may watch.
@@ -131,7 +133,8 @@ async fn serve(socket: WebSocket, s: LiveState, symbols: Vec<Symbol>, history: O
             }
             msg = watch.messages.recv() => {
                 let Some(text) = msg else {
-                    let _ = tx.send(close(1008, "fell behind, or live updates were interrupted: reconnect")).await;
+                    let (code, reason) = watch.ended().unwrap_or(Ended::SubscriptionLost).close();
+                    let _ = tx.send(close(code, reason)).await;
                     return;
                 };
                 let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Text(text.as_ref().into()))).await;

@@ -10,8 +10,10 @@
 //!
 //! The current bar is state: the first width's under the contract fields
 //! `open`, `high`, `low`, `close`, `bar_start_ns`, `bar_volume`,
-//! `bar_count`; every other width's under `bars_<width>_open`, ...,
-//! `bars_<width>_start_ns`, `bars_<width>_volume`, `bars_<width>_count`.
+//! `bar_count` and `bar_width_ns`; every other width's under
+//! `bars_<width>_open`, ..., `bars_<width>_start_ns`, `bars_<width>_volume`,
+//! `bars_<width>_count`, `bars_<width>_width_ns`. A stored bar of another
+//! width (after `--bars` changed) is not loaded: that bar starts afresh.
 
 use std::fmt;
 use std::str::FromStr;
@@ -180,8 +182,9 @@ pub fn primary_bar(fields: &[(String, String)]) -> Option<Bar> {
 pub struct Bars {
     width_ns: u64,
     name: String,
-    /// `open`, `high`, `low`, `close`, `start_ns`, `volume`, `count`.
-    field_names: [String; 7],
+    /// `open`, `high`, `low`, `close`, `start_ns`, `volume`, `count`,
+    /// `width_ns`.
+    field_names: [String; 8],
 }
 
 impl Bars {
@@ -197,11 +200,12 @@ impl Bars {
                 "bar_start_ns",
                 "bar_volume",
                 "bar_count",
+                "bar_width_ns",
             ]
             .map(str::to_owned)
         } else {
             [
-                "open", "high", "low", "close", "start_ns", "volume", "count",
+                "open", "high", "low", "close", "start_ns", "volume", "count", "width_ns",
             ]
             .map(|f| format!("{name}_{f}"))
         };
@@ -249,7 +253,7 @@ impl Operator for Bars {
 
     fn save(&self, state: &Option<Bar>, fields: &mut FieldWriter) {
         if let Some(bar) = state {
-            let [open, high, low, close, start, volume, count] = &self.field_names;
+            let [open, high, low, close, start, volume, count, width] = &self.field_names;
             fields.put(open, bar.open);
             fields.put(high, bar.high);
             fields.put(low, bar.low);
@@ -257,11 +261,17 @@ impl Operator for Bars {
             fields.put(start, bar.start_ns);
             fields.put(volume, bar.volume);
             fields.put(count, bar.count);
+            fields.put(width, self.width_ns);
         }
     }
 
+    /// A bar stored by another width (`--bars` changed since) is not this
+    /// width's: the current bar starts afresh.
     fn load(&self, stored: &StoredFields<'_>) -> Result<Option<Bar>, FieldError> {
-        let [open, high, low, close, start, volume, count] = &self.field_names;
+        let [open, high, low, close, start, volume, count, width] = &self.field_names;
+        if stored.raw(width) != Some(self.width_ns.to_string().as_str()) {
+            return Ok(None);
+        }
         Ok(Some(Bar {
             start_ns: stored.get(start)?,
             open: stored.get(open)?,

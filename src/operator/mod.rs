@@ -69,6 +69,12 @@ pub trait Operator: Send + Sync + 'static {
     fn load(&self, stored: &StoredFields<'_>) -> Result<Self::State, FieldError>;
 }
 
+/// Most fields of one output entry.
+pub const MAX_OUTPUT_FIELDS: usize = 256;
+
+/// Most hash fields one operator may declare.
+pub const MAX_OPERATOR_FIELDS: usize = 256;
+
 /// One output entry, waiting for the next flush.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -108,8 +114,14 @@ impl<'a> Emit<'a> {
         }
     }
 
-    /// Appends one entry to the operator's stream of this symbol.
-    pub fn emit(&mut self, fields: Vec<(&'static str, String)>) {
+    /// Appends one entry to the operator's stream of this symbol. An entry
+    /// needs at least one field (an empty one is not written); fields past
+    /// [`MAX_OUTPUT_FIELDS`] are dropped.
+    pub fn emit(&mut self, mut fields: Vec<(&'static str, String)>) {
+        if fields.is_empty() {
+            return;
+        }
+        fields.truncate(MAX_OUTPUT_FIELDS);
         self.outputs.push(Output {
             operator: self.operator,
             seq: self.seq,

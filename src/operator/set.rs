@@ -11,7 +11,7 @@ use super::ema::Ema;
 use super::erased::{DynOperator, Shared};
 use super::totals::TOTALS_FIELDS;
 use super::volume_spike::VolumeSpike;
-use super::{FieldError, Operator, StoredFields, SymbolOperators};
+use super::{FieldError, Operator, StoredFields, SymbolOperators, MAX_OPERATOR_FIELDS};
 
 /// Hash fields written by the flush itself.
 const RESERVED_FIELDS: [&str; 3] = ["fence", "partition", "updated_ns"];
@@ -35,6 +35,9 @@ pub enum OperatorError {
         /// Who writes it already.
         owner: String,
     },
+    /// An operator declares more fields than a flush writes for one.
+    #[error("operator {0:?} declares more than {MAX_OPERATOR_FIELDS} fields")]
+    TooManyFields(String),
     /// More operators than the output ids can number.
     #[error("too many operators (at most {})", u16::MAX)]
     TooMany,
@@ -96,8 +99,12 @@ impl OperatorSet {
         if self.ops.iter().any(|o| o.name() == name) {
             return Err(OperatorError::DuplicateName(name));
         }
+        let fields = op.fields();
+        if fields.len() > MAX_OPERATOR_FIELDS {
+            return Err(OperatorError::TooManyFields(name));
+        }
         let mut taken: HashSet<String> = HashSet::new();
-        for field in op.fields() {
+        for field in fields {
             let owner = if TOTALS_FIELDS.contains(&field.as_str()) {
                 Some("the totals".to_owned())
             } else if RESERVED_FIELDS.contains(&field.as_str()) {

@@ -10,9 +10,10 @@
 -- stream count S, and per stream: operator, entry count E, and per entry:
 -- id, field count G, G field/value pairs.
 -- Returns {n} when written, {-1} when the lease is not ours, {-2, i} when
--- symbol i already carries a newer fence. Nothing is written unless all
--- pass. A symbol whose stored state is newer at the same epoch (a stale
--- retry) is left alone.
+-- symbol i already carries a newer fence, {-3, j} when KEYS[j], an output
+-- stream, holds another type. Nothing is written unless all pass. A symbol
+-- whose stored state is newer at the same epoch (a stale retry) is left
+-- alone.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {-1}
 end
@@ -29,6 +30,12 @@ for i = 1, n do
   prev_seq[i] = tonumber(got[2]) or 0
   same_epoch[i] = fence == epoch
 end
+for j = 4 + n, #KEYS do
+  local t = redis.call('TYPE', KEYS[j])['ok']
+  if t ~= 'stream' and t ~= 'none' then
+    return {-3, j}
+  end
+end
 local watched = redis.call('EXISTS', KEYS[3]) == 1
 local updates = {}
 local a = 8
@@ -42,11 +49,19 @@ for i = 1, n do
   local stale = same_epoch[i] and prev_seq[i] > last_seq
   local state = {}
   if not stale then
+    -- In batches, so no call unpacks more values than Lua allows.
     local hset = {'HSET', KEYS[3 + i], 'fence', ARGV[2], 'partition', ARGV[3], 'updated_ns', ARGV[5]}
-    for j = 0, 2 * nf - 1 do
-      hset[#hset + 1] = ARGV[a + j]
+    for j = 0, nf - 1 do
+      hset[#hset + 1] = ARGV[a + 2 * j]
+      hset[#hset + 1] = ARGV[a + 2 * j + 1]
+      if #hset >= 1000 then
+        redis.call(unpack(hset))
+        hset = {'HSET', KEYS[3 + i]}
+      end
     end
-    redis.call(unpack(hset))
+    if #hset > 2 then
+      redis.call(unpack(hset))
+    end
     redis.call('SADD', KEYS[2], name)
     written = written + 1
     if watched then

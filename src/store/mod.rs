@@ -31,6 +31,10 @@ use crate::tick::{InstanceId, PartitionId, Symbol};
 /// Default of [`Store::with_output_max_len`].
 pub const DEFAULT_OUTPUT_MAX_LEN: u64 = 10_000;
 
+/// How long a flush script may take before its reply counts as lost (it
+/// is then retried; writing again is harmless).
+pub const FLUSH_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Symbols read per pipelined round trip when loading.
 const LOAD_CHUNK: usize = 512;
 
@@ -69,6 +73,9 @@ pub enum StoreError {
     /// The flush script answered something unexpected.
     #[error("unexpected flush script reply {0:?}")]
     UnexpectedReply(Vec<i64>),
+    /// An operator's output stream key holds a value of another type.
+    #[error("{0} holds something that is not a stream; nothing was written")]
+    NotAStream(String),
 }
 
 impl StoreError {
@@ -79,7 +86,7 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         match self {
             StoreError::Redis(e) => crate::retry::redis_is_transient(e),
-            StoreError::UnexpectedReply(_) => false,
+            StoreError::UnexpectedReply(_) | StoreError::NotAStream(_) => false,
         }
     }
 }
@@ -152,7 +159,7 @@ impl Store {
     /// whole flush (writing a symbol's state again is harmless).
     pub async fn flush(&self, flush: &PartitionFlush) -> Result<FlushOutcome, StoreError> {
         use futures_util::stream::{FuturesUnordered, StreamExt};
-        let mut chunks = flush.records.chunks(self.chunk);
+        let mut chunks = pack(&flush.records, self.chunk).into_iter();
         let mut in_flight = FuturesUnordered::new();
         let mut written = 0;
         let mut error = None;
@@ -184,9 +191,6 @@ impl Store {
     ) -> Result<FlushOutcome, StoreError> {
         let p = flush.partition;
         let mut inv = self.flush_script.prepare_invoke();
-        inv.key(self.keys.lease(p))
-            .key(self.keys.psyms(p))
-            .key(self.keys.watched(p));
         inv.arg(format!("{}:{}", self.instance, flush.epoch))
             .arg(flush.epoch.0)
             .arg(p.0)
@@ -194,8 +198,9 @@ impl Store {
             .arg(now_ns())
             .arg(self.output_max_len)
             .arg(self.keys.live(p));
+        let mut keys = vec![self.keys.lease(p), self.keys.psyms(p), self.keys.watched(p)];
         for record in records {
-            inv.key(self.keys.sym(p, &record.symbol));
+            keys.push(self.keys.sym(p, &record.symbol));
         }
         for record in records {
             inv.arg(record.symbol.as_str())
@@ -208,7 +213,7 @@ impl Store {
             inv.arg(streams.len());
             for (operator, outputs) in streams {
                 let name = self.operators.name(operator).unwrap_or("unknown");
-                inv.key(self.keys.out(p, name, &record.symbol));
+                keys.push(self.keys.out(p, name, &record.symbol));
                 inv.arg(name).arg(outputs.len());
                 for output in outputs {
                     inv.arg(output.id()).arg(output.fields.len());
@@ -218,12 +223,19 @@ impl Store {
                 }
             }
         }
+        for key in &keys {
+            inv.key(key);
+        }
         let mut conn = self.conn.clone();
         let reply: Vec<i64> = inv.invoke_async(&mut conn).await?;
         match reply.as_slice() {
             [n] if *n >= 0 => Ok(FlushOutcome::Written(*n as usize)),
             [-1] => Ok(FlushOutcome::LeaseLost),
             [-2, _] => Ok(FlushOutcome::FenceNewer),
+            [-3, j] => {
+                let key = usize::try_from(*j - 1).ok().and_then(|j| keys.get(j));
+                Err(StoreError::NotAStream(key.cloned().unwrap_or_default()))
+            }
             _ => Err(StoreError::UnexpectedReply(reply)),
         }
     }
@@ -277,6 +289,30 @@ impl Store {
     }
 }
 
+/// Most outputs one flush script carries (besides a single symbol's,
+/// which [`crate::engine::MAX_SYMBOL_OUTPUTS`] bounds).
+const OUTPUTS_PER_SCRIPT: usize = 2_000;
+
+/// `records` cut into runs of at most `chunk` symbols and about
+/// [`OUTPUTS_PER_SCRIPT`] outputs (at least one symbol each).
+fn pack(records: &[SymbolRecord], chunk: usize) -> Vec<&[SymbolRecord]> {
+    let mut runs = Vec::new();
+    let (mut start, mut outputs) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        let full = i - start >= chunk || outputs + r.outputs.len() > OUTPUTS_PER_SCRIPT;
+        if i > start && full {
+            runs.push(&records[start..i]);
+            start = i;
+            outputs = 0;
+        }
+        outputs += r.outputs.len();
+    }
+    if start < records.len() {
+        runs.push(&records[start..]);
+    }
+    runs
+}
+
 /// `outputs` grouped by operator (one stream each), in the order each
 /// operator first appears, each group in output order.
 fn by_operator(outputs: &[Output]) -> Vec<(u16, Vec<&Output>)> {
@@ -288,4 +324,42 @@ fn by_operator(outputs: &[Output]) -> Vec<(u16, Vec<&Output>)> {
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::Output;
+    use crate::totals::SymbolTotals;
+
+    fn record(outputs: usize) -> SymbolRecord {
+        let output = Output {
+            operator: 0,
+            seq: 1,
+            index: 0,
+            fields: vec![("k", "v".to_owned())],
+        };
+        SymbolRecord {
+            symbol: "A".parse().unwrap(),
+            totals: SymbolTotals::default(),
+            fields: vec![],
+            outputs: vec![output; outputs],
+        }
+    }
+
+    #[test]
+    fn scripts_are_cut_by_symbols_and_outputs() {
+        let sizes = |records: &[SymbolRecord], chunk| -> Vec<usize> {
+            pack(records, chunk).iter().map(|r| r.len()).collect()
+        };
+        let plain: Vec<SymbolRecord> = (0..10).map(|_| record(0)).collect();
+        assert_eq!(sizes(&plain, 4), vec![4, 4, 2]);
+        // 1,500 outputs each: one symbol per script, whatever the chunk.
+        let heavy: Vec<SymbolRecord> = (0..3).map(|_| record(1_500)).collect();
+        assert_eq!(sizes(&heavy, 8), vec![1, 1, 1]);
+        // One symbol over the budget still goes, alone.
+        let huge = vec![record(0), record(5_000), record(1)];
+        assert_eq!(sizes(&huge, 8), vec![1, 1, 1]);
+        assert!(pack(&[], 8).is_empty());
+    }
 }

@@ -3,8 +3,13 @@
 //! fenced off (to drop).
 //!
 //! In-order processing matters for handover: a partition's final flush is
-//! queued behind any periodic flush of it that is still in flight.
+//! queued behind any periodic flush of it that is still in flight. If that
+//! periodic flush fails, the worker can no longer take it back (the
+//! partition is gone from its engine), so the flusher carries it into the
+//! final flush: the final state is never written without the outputs of
+//! the ticks before it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,13 +48,24 @@ pub(super) async fn run(
     mut jobs: mpsc::Receiver<FlushJob>,
     reports: mpsc::Sender<Internal>,
 ) {
+    // Periodic flushes that failed since the last periodic job: the worker
+    // has put them back by the time it sends the next one.
+    let mut carried: HashMap<(PartitionId, Epoch), PartitionFlush> = HashMap::new();
     while let Some(job) = jobs.recv().await {
         let started = Instant::now();
         let mut report = FlushReport {
             retryable: true,
             ..FlushReport::default()
         };
-        for flush in job.flushes {
+        let handover = job.done.is_some();
+        if !handover {
+            carried.clear();
+        }
+        for mut flush in job.flushes {
+            let key = (flush.partition, flush.epoch);
+            if let Some(earlier) = carried.remove(&key).filter(|_| handover) {
+                flush.absorb_earlier(earlier);
+            }
             match store.flush(&flush).await {
                 Ok(FlushOutcome::Written(_)) => {}
                 Ok(outcome) => {
@@ -63,12 +79,18 @@ pub(super) async fn run(
                 }
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(partition = %flush.partition, error = %e, "flush failed; will retry");
+                    if !handover {
+                        carried.insert(key, flush.clone());
+                    }
                     report.failed.push(flush);
                 }
                 Err(e) => {
                     tracing::error!(partition = %flush.partition, error = %e,
                         "flush failed and will not pass by itself (permissions, or a foreign value under the symbols' keys); the state stays in memory and is retried every few seconds");
                     report.retryable = false;
+                    if !handover {
+                        carried.insert(key, flush.clone());
+                    }
                     report.failed.push(flush);
                 }
             }

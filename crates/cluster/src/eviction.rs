@@ -28,16 +28,18 @@ impl EvictionSettings {
     /// Reads `maxmemory` and `maxmemory_policy` from `INFO memory` (which
     /// needs no `CONFIG` permission, unlike `CONFIG GET`).
     pub fn from_info(info: &str) -> Option<Self> {
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-        };
         Some(Self {
-            maxmemory: field("maxmemory")?.parse().ok()?,
-            policy: field("maxmemory_policy")?.to_owned(),
+            maxmemory: info_field(info, "maxmemory")?.parse().ok()?,
+            policy: info_field(info, "maxmemory_policy")?.to_owned(),
         })
     }
+}
+
+/// The value of `name` in an `INFO` reply (`name:value` lines).
+pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
 }
 
 /// Reads the server's eviction settings; refuses one that may evict

@@ -101,6 +101,7 @@ impl Cluster {
             .client()
             .map_err(|e| ClusterError::from_config(&opts.redis, e))?;
         let mut control = connect(&client, &url, &timings).await?;
+        crate::cluster_mode::refuse(&mut control, &url).await?;
         crate::eviction::check(&mut control, &url, opts.allow_eviction).await?;
         let publisher = connect(&client, &url, &timings).await?;
         ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;

@@ -149,6 +149,7 @@
 
 pub mod assign;
 pub mod clock;
+pub mod cluster_mode;
 pub mod config;
 pub mod counter;
 pub mod credit;

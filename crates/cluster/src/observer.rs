@@ -138,6 +138,8 @@ impl OwnershipMap {
 pub struct Observer {
     client: redis::Client,
     keys: ClusterKeys,
+    /// The URL, with any password removed.
+    url: String,
 }
 
 /// One message of [`Observer::events`]: an event, or what was on the
@@ -152,15 +154,23 @@ impl Observer {
         let client = redis
             .client()
             .map_err(|e| ClusterError::from_config(redis, e))?;
-        Ok(Self { client, keys })
+        Ok(Self {
+            client,
+            keys,
+            url: redis.redacted_url(),
+        })
     }
 
     /// A connection for [`Observer::read`] (multiplexed; reuse it).
+    /// Refuses a Redis Cluster node ([`crate::cluster_mode`]).
     pub async fn connect(&self) -> Result<redis::aio::MultiplexedConnection, ClusterError> {
-        self.client
+        let mut conn = self
+            .client
             .get_multiplexed_async_connection()
             .await
-            .map_err(ClusterError::redis("observer connect"))
+            .map_err(ClusterError::redis("observer connect"))?;
+        crate::cluster_mode::refuse(&mut conn, &self.url).await?;
+        Ok(conn)
     }
 
     /// The partition count and every lease, in one round trip after the
