@@ -56,6 +56,7 @@ impl Bar {
         }
     }
 
+    #[inline]
     fn fold(&mut self, tick: &Tick) {
         self.high = self.high.max(tick.price);
         self.low = self.low.min(tick.price);
@@ -66,6 +67,7 @@ impl Bar {
 }
 
 /// Folds `tick` into `current`; returns the bar it completed, if any.
+#[inline]
 pub fn fold_bar(current: &mut Option<Bar>, tick: &Tick, width_ns: u64) -> Option<Bar> {
     let start = tick.ts_ns - tick.ts_ns % width_ns.max(1);
     match current {
@@ -177,6 +179,20 @@ pub fn primary_bar(fields: &[(String, String)]) -> Option<Bar> {
     })
 }
 
+/// A completed bar as an output entry (once per bar, off the per-tick path).
+#[cold]
+fn emit_bar(out: &mut Emit<'_>, done: &Bar) {
+    out.emit(vec![
+        ("start_ns", done.start_ns.to_string()),
+        ("open", done.open.to_string()),
+        ("high", done.high.to_string()),
+        ("low", done.low.to_string()),
+        ("close", done.close.to_string()),
+        ("volume", done.volume.to_string()),
+        ("count", done.count.to_string()),
+    ]);
+}
+
 /// The bars operator of one width.
 #[derive(Debug, Clone)]
 pub struct Bars {
@@ -237,17 +253,10 @@ impl Operator for Bars {
         None
     }
 
+    #[inline]
     fn apply(&self, state: &mut Option<Bar>, tick: &Tick, out: &mut Emit<'_>) {
         if let Some(done) = fold_bar(state, tick, self.width_ns) {
-            out.emit(vec![
-                ("start_ns", done.start_ns.to_string()),
-                ("open", done.open.to_string()),
-                ("high", done.high.to_string()),
-                ("low", done.low.to_string()),
-                ("close", done.close.to_string()),
-                ("volume", done.volume.to_string()),
-                ("count", done.count.to_string()),
-            ]);
+            emit_bar(out, &done);
         }
     }
 

@@ -44,6 +44,7 @@ impl Operator for Ema {
         None
     }
 
+    #[inline]
     fn apply(&self, state: &mut Option<f64>, tick: &Tick, _out: &mut Emit<'_>) {
         let px = price_f64(tick);
         *state = Some(match *state {

@@ -27,8 +27,8 @@
 //! configured list.
 
 pub mod bars;
+mod dispatch;
 pub mod ema;
-mod erased;
 mod fields;
 mod set;
 pub mod totals;
@@ -36,7 +36,7 @@ pub mod volume_spike;
 
 use std::fmt::Debug;
 
-pub use erased::SymbolOperators;
+pub use dispatch::SymbolOperators;
 pub use fields::{FieldError, FieldWriter, StoredFields};
 pub use set::{OperatorError, OperatorSet};
 

@@ -7,8 +7,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use super::bars::{BarWidth, Bars};
+use super::dispatch::{OpDef, Shared};
 use super::ema::Ema;
-use super::erased::{DynOperator, Shared};
 use super::totals::TOTALS_FIELDS;
 use super::volume_spike::VolumeSpike;
 use super::{FieldError, Operator, StoredFields, SymbolOperators, MAX_OPERATOR_FIELDS};
@@ -44,9 +44,17 @@ pub enum OperatorError {
 }
 
 /// The operators every symbol runs, in order.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct OperatorSet {
-    ops: Vec<Arc<dyn DynOperator>>,
+    ops: Arc<[OpDef]>,
+}
+
+impl Default for OperatorSet {
+    fn default() -> Self {
+        Self {
+            ops: Arc::from(Vec::new()),
+        }
+    }
 }
 
 impl Debug for OperatorSet {
@@ -71,19 +79,23 @@ impl OperatorSet {
     ) -> Result<Self, OperatorError> {
         let mut set = Self::new();
         for (i, width) in bars.iter().enumerate() {
-            set.push(Bars::new(*width, i == 0))?;
+            set.add(OpDef::Bars(Bars::new(*width, i == 0)))?;
         }
         for span in ema_spans {
-            set.push(Ema::new(*span))?;
+            set.add(OpDef::Ema(Ema::new(*span)))?;
         }
         if let Some((window, factor)) = volume_spike {
-            set.push(VolumeSpike::new(window, factor))?;
+            set.add(OpDef::VolumeSpike(VolumeSpike::new(window, factor)))?;
         }
         Ok(set)
     }
 
     /// Adds `op` after the others.
     pub fn push<O: Operator + Debug>(&mut self, op: O) -> Result<(), OperatorError> {
+        self.add(OpDef::Custom(Arc::new(Shared(Arc::new(op)))))
+    }
+
+    fn add(&mut self, op: OpDef) -> Result<(), OperatorError> {
         let name = op.name().to_owned();
         let valid = !name.is_empty()
             && name.len() <= 40
@@ -125,7 +137,9 @@ impl OperatorSet {
                 });
             }
         }
-        self.ops.push(Arc::new(Shared(Arc::new(op))));
+        let mut ops = self.ops.to_vec();
+        ops.push(op);
+        self.ops = ops.into();
         Ok(())
     }
 
@@ -151,22 +165,13 @@ impl OperatorSet {
 
     /// A new symbol's states.
     pub fn init(&self) -> SymbolOperators {
-        SymbolOperators::new(self.ops.iter().map(|o| o.init_state()).collect())
+        SymbolOperators::init(&self.ops)
     }
 
     /// A stored symbol's states: an operator none of whose fields is
     /// stored (added since the symbol was last written) starts afresh.
     pub fn load(&self, stored: &StoredFields<'_>) -> Result<SymbolOperators, FieldError> {
-        let mut states = Vec::with_capacity(self.ops.len());
-        for op in &self.ops {
-            let state = if op.fields().iter().any(|f| stored.has(f)) {
-                op.load_state(stored)?
-            } else {
-                op.init_state()
-            };
-            states.push(state);
-        }
-        Ok(SymbolOperators::new(states))
+        SymbolOperators::load(&self.ops, stored)
     }
 }
 
