@@ -70,10 +70,10 @@ impl SymbolView {
         partition: PartitionId,
         owner: InstanceId,
         epoch: Epoch,
+        fields: Vec<(String, String)>,
         state: &SymbolState,
     ) -> Self {
         let t = &state.totals;
-        let fields = state.fields().into_pairs();
         Self {
             symbol,
             partition,

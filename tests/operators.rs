@@ -146,10 +146,10 @@ async fn custom_operator_and_bars_are_exact_across_a_sigkill_of_the_owner() {
     let ops =
         OperatorSet::builtin(&["1s".parse().unwrap(), "1m".parse().unwrap()], &[], None).unwrap();
     let mut state = ops.init();
-    let mut outputs = Vec::new();
+    let mut outputs = tickshard::operator::OutputBuf::default();
     let (mut big_count, mut big_volume, mut big_entries) = (0u64, 0u64, Entries::new());
     for t in &ticks {
-        state.apply(t, &mut outputs);
+        state.apply(&ops, t, &mut outputs);
         if t.size >= BIG_SIZE {
             big_count += 1;
             big_volume += u64::from(t.size);
@@ -172,7 +172,8 @@ async fn custom_operator_and_bars_are_exact_across_a_sigkill_of_the_owner() {
     assert_eq!(stored["big_count"], big_count.to_string());
     assert_eq!(stored["big_volume"], big_volume.to_string());
     let mut fields = FieldWriter::new();
-    state.save(&mut fields);
+    state.save(&ops, &mut fields);
+    let outputs = outputs.take();
     for (k, v) in fields.pairs() {
         assert_eq!(stored.get(k), Some(v), "field {k}");
     }

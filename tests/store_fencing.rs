@@ -130,7 +130,7 @@ async fn flush_writes_the_contract_fields_and_loads_back() {
         .unwrap();
     assert_eq!(aapl.1.totals, record.totals);
     // Every operator's state reads back exactly (the EMA's f64 included).
-    assert_eq!(aapl.1.fields().into_pairs(), record.fields);
+    assert_eq!(aapl.1.fields(&operators()).into_pairs(), record.fields);
 }
 
 #[tokio::test]

@@ -334,7 +334,7 @@ impl Engine {
                 let before = entry.state.pending_len();
                 let outputs_before = entry.state.outputs.len();
                 let output_room = all_output_room && outputs_before < MAX_SYMBOL_OUTPUTS;
-                let offer = entry.state.offer(tick, room, output_room, now);
+                let offer = entry.state.offer(tick, operators, room, output_room, now);
                 let after = entry.state.pending_len();
                 let missing = entry.state.is_missing();
                 self.held = self.held + after - before;
@@ -394,7 +394,10 @@ impl Engine {
             let outputs_before = entry.state.outputs.len();
             let output_room =
                 self.outputs < self.cfg.max_outputs && outputs_before < MAX_SYMBOL_OUTPUTS;
-            let action = entry.state.gap_action(now, &self.cfg.gap, output_room);
+            let action =
+                entry
+                    .state
+                    .gap_action(now, &self.cfg.gap, output_room, &self.cfg.operators);
             self.outputs = self.outputs + entry.state.outputs.len() - outputs_before;
             match action {
                 GapAction::Closed => closed.push(*symbol),
@@ -461,12 +464,12 @@ impl Engine {
     fn take_record(&mut self, symbol: &Symbol) -> Option<SymbolRecord> {
         self.dirty.remove(symbol);
         let entry = self.symbols.get_mut(symbol)?;
-        let outputs = std::mem::take(&mut entry.state.outputs);
+        let outputs = entry.state.outputs.take();
         self.outputs -= outputs.len();
         Some(SymbolRecord {
             symbol: *symbol,
             totals: entry.state.totals,
-            fields: entry.state.fields().into_pairs(),
+            fields: entry.state.fields(&self.cfg.operators).into_pairs(),
             outputs,
         })
     }
@@ -479,9 +482,7 @@ impl Engine {
         for record in flush.records {
             if let Some(entry) = self.symbols.get_mut(&record.symbol) {
                 self.outputs += record.outputs.len();
-                let mut outputs = record.outputs;
-                outputs.append(&mut entry.state.outputs);
-                entry.state.outputs = outputs;
+                entry.state.outputs.prepend(record.outputs);
                 self.dirty.insert(record.symbol);
             }
         }

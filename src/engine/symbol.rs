@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::operator::totals::Totals;
-use crate::operator::{Emit, FieldWriter, Operator, OperatorSet, Output, SymbolOperators};
+use crate::operator::{Emit, FieldWriter, Operator, OperatorSet, OutputBuf, SymbolOperators};
 use crate::tick::Tick;
 use crate::totals::SymbolTotals;
 
@@ -34,7 +34,7 @@ pub struct SymbolState {
     /// The state of every configured operator.
     pub operators: SymbolOperators,
     /// Outputs not yet flushed, in order.
-    pub outputs: Vec<Output>,
+    pub outputs: OutputBuf,
     /// Ticks ahead of `last_seq + 1`, by seq.
     pending: BTreeMap<u64, Tick>,
     /// Highest seq the feed is known to have sent.
@@ -56,7 +56,7 @@ impl SymbolState {
         Self {
             totals,
             operators,
-            outputs: Vec::new(),
+            outputs: OutputBuf::default(),
             pending: BTreeMap::new(),
             announced: 0,
             gap_since: None,
@@ -70,18 +70,25 @@ impl SymbolState {
     }
 
     /// Every field of the state as stored: the totals', then each
-    /// operator's.
-    pub fn fields(&self) -> FieldWriter {
+    /// operator's (`ops`: the set the state was made by).
+    pub fn fields(&self, ops: &OperatorSet) -> FieldWriter {
         let mut fields = FieldWriter::new();
         Totals.save(&self.totals, &mut fields);
-        self.operators.save(&mut fields);
+        self.operators.save(ops, &mut fields);
         fields
     }
 
     /// Offers a tick; `hold_room` says whether one more may be held,
     /// `output_room` whether outputs may grow (else even the next tick
     /// waits for the gap fill).
-    pub fn offer(&mut self, tick: Tick, hold_room: bool, output_room: bool, now: Instant) -> Offer {
+    pub fn offer(
+        &mut self,
+        tick: Tick,
+        ops: &OperatorSet,
+        hold_room: bool,
+        output_room: bool,
+        now: Instant,
+    ) -> Offer {
         let next = self.totals.last_seq + 1;
         if tick.seq < next {
             return Offer::Duplicate;
@@ -103,8 +110,8 @@ impl SymbolState {
             self.gap_since.get_or_insert(now);
             return Offer::Held;
         }
-        self.apply(&tick);
-        let released = self.drain_pending();
+        self.apply(&tick, ops);
+        let released = self.drain_pending(ops);
         if self.is_missing() {
             // Progress: the gap's clock restarts, so only a gap that stops
             // moving is ever skipped.
@@ -116,23 +123,24 @@ impl SymbolState {
         Offer::Applied(released)
     }
 
-    fn apply(&mut self, tick: &Tick) {
+    #[inline]
+    fn apply(&mut self, tick: &Tick, ops: &OperatorSet) {
         Totals.apply(
             &mut self.totals,
             tick,
             &mut Emit::new(&mut self.outputs, u16::MAX, tick.seq),
         );
-        self.operators.apply(tick, &mut self.outputs);
+        self.operators.apply(ops, tick, &mut self.outputs);
     }
 
-    fn drain_pending(&mut self) -> usize {
+    fn drain_pending(&mut self, ops: &OperatorSet) -> usize {
         let mut released = 0;
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() != self.totals.last_seq + 1 {
                 break;
             }
             let tick = entry.remove();
-            self.apply(&tick);
+            self.apply(&tick, ops);
             released += 1;
         }
         released
@@ -177,7 +185,13 @@ impl SymbolState {
     /// outputs waiting for a flush are at their limit) nothing is asked
     /// for or skipped, and the skip clock restarts: a tick dropped for lack
     /// of room has arrived and will be replayed, it must not be skipped.
-    pub fn gap_action(&mut self, now: Instant, policy: &GapPolicy, output_room: bool) -> GapAction {
+    pub fn gap_action(
+        &mut self,
+        now: Instant,
+        policy: &GapPolicy,
+        output_room: bool,
+        ops: &OperatorSet,
+    ) -> GapAction {
         if !output_room {
             if self.is_missing() {
                 self.gap_since = Some(now);
@@ -202,7 +216,7 @@ impl SymbolState {
         if let (true, Some((from, to))) = (age >= policy.skip_after, self.first_hole()) {
             let skipped = to - from + 1;
             self.totals.last_seq = to;
-            let released = self.drain_pending();
+            let released = self.drain_pending(ops);
             self.gap_since = self.is_missing().then_some(now);
             self.last_replay = None;
             return GapAction::Skipped {
@@ -302,13 +316,31 @@ mod tests {
     fn applies_in_order_and_drops_duplicates() {
         let now = Instant::now();
         let mut s = SymbolState::new(&OperatorSet::new());
-        assert_eq!(s.offer(t(1), true, true, now), Offer::Applied(0));
-        assert_eq!(s.offer(t(1), true, true, now), Offer::Duplicate);
-        assert_eq!(s.offer(t(3), true, true, now), Offer::Held);
-        assert_eq!(s.offer(t(3), true, true, now), Offer::Duplicate);
-        assert_eq!(s.offer(t(4), false, true, now), Offer::Overflow);
+        assert_eq!(
+            s.offer(t(1), &OperatorSet::new(), true, true, now),
+            Offer::Applied(0)
+        );
+        assert_eq!(
+            s.offer(t(1), &OperatorSet::new(), true, true, now),
+            Offer::Duplicate
+        );
+        assert_eq!(
+            s.offer(t(3), &OperatorSet::new(), true, true, now),
+            Offer::Held
+        );
+        assert_eq!(
+            s.offer(t(3), &OperatorSet::new(), true, true, now),
+            Offer::Duplicate
+        );
+        assert_eq!(
+            s.offer(t(4), &OperatorSet::new(), false, true, now),
+            Offer::Overflow
+        );
         assert_eq!(s.missing_range(), Some((2, 4)));
-        assert_eq!(s.offer(t(2), true, true, now), Offer::Applied(1));
+        assert_eq!(
+            s.offer(t(2), &OperatorSet::new(), true, true, now),
+            Offer::Applied(1)
+        );
         assert_eq!(s.totals.last_seq, 3);
         assert_eq!(s.totals.count, 3);
         // 4 was dropped on overflow but is known to exist.
@@ -320,22 +352,28 @@ mod tests {
         let start = Instant::now();
         let p = policy();
         let mut s = SymbolState::new(&OperatorSet::new());
-        s.offer(t(1), true, true, start);
-        s.offer(t(5), true, true, start);
-        assert_eq!(s.gap_action(start, &p, true), GapAction::Wait);
+        s.offer(t(1), &OperatorSet::new(), true, true, start);
+        s.offer(t(5), &OperatorSet::new(), true, true, start);
+        assert_eq!(
+            s.gap_action(start, &p, true, &OperatorSet::new()),
+            GapAction::Wait
+        );
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Replay {
                 from: 2,
                 to: 5,
                 first: true
             }
         );
-        assert_eq!(s.gap_action(at, &p, true), GapAction::Wait);
+        assert_eq!(
+            s.gap_action(at, &p, true, &OperatorSet::new()),
+            GapAction::Wait
+        );
         let at = start + Duration::from_millis(300);
         assert_eq!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Replay {
                 from: 2,
                 to: 5,
@@ -344,7 +382,7 @@ mod tests {
         );
         let at = start + Duration::from_secs(11);
         assert_eq!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Skipped {
                 from: 2,
                 to: 4,
@@ -354,7 +392,10 @@ mod tests {
         );
         assert_eq!(s.totals.last_seq, 5);
         assert_eq!(s.totals.count, 2);
-        assert_eq!(s.gap_action(at, &p, true), GapAction::Closed);
+        assert_eq!(
+            s.gap_action(at, &p, true, &OperatorSet::new()),
+            GapAction::Closed
+        );
     }
 
     #[test]
@@ -363,11 +404,11 @@ mod tests {
         let p = policy();
         let mut s = SymbolState::new(&OperatorSet::new());
         for seq in [1, 3, 5, 7] {
-            s.offer(t(seq), true, true, start);
+            s.offer(t(seq), &OperatorSet::new(), true, true, start);
         }
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Replay {
                 from: 2,
                 to: 7,
@@ -376,15 +417,18 @@ mod tests {
         );
         // Progress 9 s later restarts the skip clock.
         let later = start + Duration::from_secs(9);
-        assert_eq!(s.offer(t(2), true, true, later), Offer::Applied(1));
+        assert_eq!(
+            s.offer(t(2), &OperatorSet::new(), true, true, later),
+            Offer::Applied(1)
+        );
         let skip_time = start + Duration::from_secs(11);
         assert!(matches!(
-            s.gap_action(skip_time, &p, true),
+            s.gap_action(skip_time, &p, true, &OperatorSet::new()),
             GapAction::Replay { from: 4, to: 7, .. }
         ));
         let skip_time = start + Duration::from_secs(20);
         assert_eq!(
-            s.gap_action(skip_time, &p, true),
+            s.gap_action(skip_time, &p, true, &OperatorSet::new()),
             GapAction::Skipped {
                 from: 4,
                 to: 4,
@@ -403,7 +447,7 @@ mod tests {
         assert!(s.announce(25, start));
         let at = start + Duration::from_millis(60);
         assert_eq!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Replay {
                 from: 1,
                 to: 10,
@@ -411,10 +455,13 @@ mod tests {
             }
         );
         for seq in 1..=25 {
-            s.offer(t(seq), true, true, at);
+            s.offer(t(seq), &OperatorSet::new(), true, true, at);
         }
         assert!(!s.is_missing());
-        assert_eq!(s.gap_action(at, &p, true), GapAction::Closed);
+        assert_eq!(
+            s.gap_action(at, &p, true, &OperatorSet::new()),
+            GapAction::Closed
+        );
     }
 
     #[test]
@@ -422,16 +469,22 @@ mod tests {
         let start = Instant::now();
         let p = policy();
         let mut s = SymbolState::new(&OperatorSet::new());
-        s.offer(t(1), true, true, start);
-        s.offer(t(3), true, true, start);
+        s.offer(t(1), &OperatorSet::new(), true, true, start);
+        s.offer(t(3), &OperatorSet::new(), true, true, start);
         // Seq 2 arrives while the outputs are at their limit: dropped.
-        assert_eq!(s.offer(t(2), true, false, start), Offer::Overflow);
+        assert_eq!(
+            s.offer(t(2), &OperatorSet::new(), true, false, start),
+            Offer::Overflow
+        );
         let late = start + Duration::from_secs(11);
-        assert_eq!(s.gap_action(late, &p, false), GapAction::Wait);
+        assert_eq!(
+            s.gap_action(late, &p, false, &OperatorSet::new()),
+            GapAction::Wait
+        );
         // Room again: the clock restarted, so the gap is replayed, not skipped.
         let at = late + Duration::from_millis(60);
         assert!(matches!(
-            s.gap_action(at, &p, true),
+            s.gap_action(at, &p, true, &OperatorSet::new()),
             GapAction::Replay { from: 2, .. }
         ));
     }

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use super::bars::{Bar, Bars};
 use super::ema::Ema;
 use super::volume_spike::{SpikeState, VolumeSpike};
-use super::{Emit, FieldError, FieldWriter, Operator, Output, StoredFields};
+use super::{Emit, FieldError, FieldWriter, Operator, OperatorSet, OutputBuf, StoredFields};
 use crate::tick::Tick;
 
 /// A user's operator, its `State` type erased.
@@ -129,8 +129,9 @@ impl OpDef {
 }
 
 /// One symbol's state of every configured operator, in the set's order.
+/// The definitions stay in the [`OperatorSet`], which every call is given:
+/// a symbol's state is only its operators' states.
 pub struct SymbolOperators {
-    defs: Arc<[OpDef]>,
     states: SmallVec<[OpState; 1]>,
 }
 
@@ -142,18 +143,17 @@ impl Debug for SymbolOperators {
 
 impl SymbolOperators {
     /// A new symbol's states.
-    pub(crate) fn init(defs: &Arc<[OpDef]>) -> Self {
+    pub(crate) fn init(defs: &[OpDef]) -> Self {
         Self {
-            defs: Arc::clone(defs),
             states: defs.iter().map(OpDef::init).collect(),
         }
     }
 
     /// A stored symbol's states: an operator none of whose fields is
     /// stored (added since the symbol was last written) starts afresh.
-    pub(crate) fn load(defs: &Arc<[OpDef]>, stored: &StoredFields<'_>) -> Result<Self, FieldError> {
+    pub(crate) fn load(defs: &[OpDef], stored: &StoredFields<'_>) -> Result<Self, FieldError> {
         let mut states = SmallVec::with_capacity(defs.len());
-        for def in defs.iter() {
+        for def in defs {
             let state = if def.fields().iter().any(|f| stored.has(f)) {
                 def.load(stored)?
             } else {
@@ -161,16 +161,14 @@ impl SymbolOperators {
             };
             states.push(state);
         }
-        Ok(Self {
-            defs: Arc::clone(defs),
-            states,
-        })
+        Ok(Self { states })
     }
 
-    /// Runs every operator on `tick`; outputs are appended to `outputs`.
+    /// Runs every operator of `set` (the set these states were made by)
+    /// on `tick`; outputs are appended to `outputs`.
     #[inline]
-    pub fn apply(&mut self, tick: &Tick, outputs: &mut Vec<Output>) {
-        for (i, (def, state)) in self.defs.iter().zip(self.states.iter_mut()).enumerate() {
+    pub fn apply(&mut self, set: &OperatorSet, tick: &Tick, outputs: &mut OutputBuf) {
+        for (i, (def, state)) in set.defs().iter().zip(self.states.iter_mut()).enumerate() {
             // The set holds fewer than u16::MAX operators (checked when built).
             let mut out = Emit::new(outputs, i as u16, tick.seq);
             match (def, state) {
@@ -184,9 +182,9 @@ impl SymbolOperators {
         }
     }
 
-    /// Writes every operator's state.
-    pub fn save(&self, fields: &mut FieldWriter) {
-        for (def, state) in self.defs.iter().zip(self.states.iter()) {
+    /// Writes every operator's state (`set` as in [`Self::apply`]).
+    pub fn save(&self, set: &OperatorSet, fields: &mut FieldWriter) {
+        for (def, state) in set.defs().iter().zip(self.states.iter()) {
             match (def, state) {
                 (OpDef::Bars(op), OpState::Bars(s)) => op.save(s, fields),
                 (OpDef::Ema(op), OpState::Ema(s)) => op.save(s, fields),

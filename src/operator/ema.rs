@@ -81,7 +81,7 @@ mod tests {
     fn ema_follows_the_price_and_round_trips_exactly() {
         let op = Ema::new(3);
         let mut state = op.init();
-        let mut outputs = Vec::new();
+        let mut outputs = crate::operator::OutputBuf::default();
         for (seq, px) in [(1, "10"), (2, "12"), (3, "11.3333")] {
             let t = Tick::new("A".parse().unwrap(), seq, px.parse().unwrap(), 1, seq).unwrap();
             op.apply(&mut state, &t, &mut Emit::new(&mut outputs, 0, seq));

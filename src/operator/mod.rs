@@ -95,17 +95,55 @@ impl Output {
     }
 }
 
+/// One symbol's outputs waiting for the next flush, in order. Empty costs
+/// one pointer and no allocation: most ticks emit nothing.
+#[derive(Debug, Default)]
+// One pointer rather than a `Vec`'s three words: it sits in every symbol's
+// state, and a smaller state keeps more symbols in cache.
+#[allow(clippy::box_collection)]
+pub struct OutputBuf(Option<Box<Vec<Output>>>);
+
+impl OutputBuf {
+    /// Outputs waiting.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// True with none waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, output: Output) {
+        self.0.get_or_insert_with(Default::default).push(output);
+    }
+
+    /// Takes every output waiting.
+    pub fn take(&mut self) -> Vec<Output> {
+        self.0.take().map(|v| *v).unwrap_or_default()
+    }
+
+    /// Puts `earlier` (outputs of a flush that failed) back in front.
+    pub fn prepend(&mut self, mut earlier: Vec<Output>) {
+        if earlier.is_empty() {
+            return;
+        }
+        earlier.append(&mut self.take());
+        self.0 = Some(Box::new(earlier));
+    }
+}
+
 /// Where an operator's [`Operator::apply`] puts its outputs.
 #[derive(Debug)]
 pub struct Emit<'a> {
-    outputs: &'a mut Vec<Output>,
+    outputs: &'a mut OutputBuf,
     operator: u16,
     seq: u64,
     next_index: u32,
 }
 
 impl<'a> Emit<'a> {
-    pub(crate) fn new(outputs: &'a mut Vec<Output>, operator: u16, seq: u64) -> Self {
+    pub(crate) fn new(outputs: &'a mut OutputBuf, operator: u16, seq: u64) -> Self {
         Self {
             outputs,
             operator,

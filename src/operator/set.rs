@@ -163,6 +163,10 @@ impl OperatorSet {
         self.ops.is_empty()
     }
 
+    pub(crate) fn defs(&self) -> &[OpDef] {
+        &self.ops
+    }
+
     /// A new symbol's states.
     pub fn init(&self) -> SymbolOperators {
         SymbolOperators::init(&self.ops)

@@ -108,12 +108,13 @@ mod tests {
     fn a_big_trade_after_the_window_is_signalled() {
         let op = VolumeSpike::new(3, 5.0);
         let mut s = op.init();
-        let mut outputs = Vec::new();
+        let mut outputs = crate::operator::OutputBuf::default();
         for (seq, size) in [(1, 100), (2, 1000), (3, 100), (4, 100), (5, 2000), (6, 100)] {
             let t = Tick::new("A".parse().unwrap(), seq, "1".parse().unwrap(), size, seq).unwrap();
             op.apply(&mut s, &t, &mut Emit::new(&mut outputs, 0, seq));
         }
         // Seq 2 comes before the window is full; seq 5 is a spike.
+        let outputs = outputs.take();
         let seqs: Vec<u64> = outputs.iter().map(|o| o.seq).collect();
         assert_eq!(seqs, vec![5]);
         assert_eq!(s.count, 1);

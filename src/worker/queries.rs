@@ -15,7 +15,7 @@ impl Worker {
             .engine
             .hottest(10)
             .into_iter()
-            .map(|(symbol, s)| hot_symbol(symbol, s))
+            .map(|(symbol, s)| hot_symbol(symbol, s, self.engine.operators()))
             .collect();
         let _ = self.out.hot.send(hot);
     }
@@ -28,7 +28,14 @@ impl Worker {
         };
         match self.engine.get(symbol) {
             Some((p, state)) => QueryReply::Found {
-                state: SymbolView::of(*symbol, p, self.cluster.instance().clone(), epoch, state),
+                state: SymbolView::of(
+                    *symbol,
+                    p,
+                    self.cluster.instance().clone(),
+                    epoch,
+                    state.fields(self.engine.operators()).into_pairs(),
+                    state,
+                ),
             },
             None => QueryReply::NotFound,
         }
@@ -54,9 +61,13 @@ impl Worker {
     }
 }
 
-fn hot_symbol(symbol: Symbol, state: &crate::engine::SymbolState) -> HotSymbol {
+fn hot_symbol(
+    symbol: Symbol,
+    state: &crate::engine::SymbolState,
+    ops: &crate::operator::OperatorSet,
+) -> HotSymbol {
     let price = |p: Option<crate::tick::Price>| p.map(|p| p.to_string()).unwrap_or_default();
-    let bar = crate::operator::bars::primary_bar(state.fields().pairs());
+    let bar = crate::operator::bars::primary_bar(state.fields(ops).pairs());
     HotSymbol {
         symbol: symbol.to_string(),
         count: state.totals.count,
