@@ -254,16 +254,18 @@ async fn no_flush_script_writes_more_than_the_chunk() {
 }
 
 /// Symbols written by the flush script in one MONITOR line, if it is one:
-/// `... "EVALSHA" "<sha>" "<numkeys>" "<ns>:lease:<p>" "<ns>:psyms:<p>" ...`
-/// with two keys per symbol after those two.
+/// `... "EVALSHA" "<sha>" "<numkeys>" "<ns>:{p<p>}:lease:<p>"
+/// "<ns>:{p<p>}:psyms:<p>" ...`, then one `:sym:` key per symbol (and the
+/// output streams) among its keys.
 fn flush_script_symbols(line: &str) -> Option<usize> {
     let args: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
     let at = args
         .iter()
         .position(|a| a.eq_ignore_ascii_case("evalsha"))?;
     let numkeys: usize = args.get(at + 2)?.parse().ok()?;
-    let flush = args.get(at + 3)?.contains(":lease:") && args.get(at + 4)?.contains(":psyms:");
-    (flush && numkeys >= 2).then(|| (numkeys - 2) / 2)
+    let keys = args.get(at + 3..at + 3 + numkeys)?;
+    let flush = keys.first()?.contains(":lease:") && keys.get(1)?.contains(":psyms:");
+    flush.then(|| keys.iter().filter(|k| k.contains(":sym:")).count())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
