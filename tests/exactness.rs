@@ -315,14 +315,7 @@ async fn owner_aware_mode_is_exact_and_rarely_forwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_es_trades_are_exact() {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/es_trades_2013-09-01.csv"
-    );
-    assert!(
-        std::path::Path::new(data).is_file(),
-        "{data} missing: the repository expects ../shared/data beside it"
-    );
+    let data = support::es_trades_file();
     let mut run = Run::start("es", 2, &["--input", data, "--mode", "round-robin"]).await;
     assert_eq!(run.assert_exact().await, 100_000);
 }

@@ -27,18 +27,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 const BIG_SIZE: u32 = 20;
 const PARTITIONS: u32 = 64;
 
-fn es_file() -> &'static str {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/es_trades_2013-09-01.csv"
-    );
-    assert!(
-        std::path::Path::new(data).is_file(),
-        "{data} missing: the repository expects ../shared/data beside it"
-    );
-    data
-}
-
 /// The file's ticks, numbered per symbol in file order as the feed does.
 fn file_ticks(path: &str) -> Vec<Tick> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -81,6 +69,39 @@ async fn read_stream(conn: &mut redis::aio::MultiplexedConnection, key: &str) ->
         .collect()
 }
 
+/// A private Redis, namespace `ns`, a temporary ground-truth path and
+/// the address the feed will listen on.
+struct Fixture {
+    redis: support::RedisServer,
+    url: String,
+    conn: redis::aio::MultiplexedConnection,
+    keys: Keys,
+    truth_path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    feed_addr: String,
+    feed_url: String,
+}
+
+impl Fixture {
+    async fn new(ns: &str) -> Self {
+        let redis = support::redis();
+        let url = redis.url();
+        let conn = support::connect(&redis).await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = tickshard::redis_server::free_port().unwrap();
+        Self {
+            redis,
+            url,
+            conn,
+            keys: Keys::new(ns),
+            truth_path: dir.path().join("truth.json"),
+            _dir: dir,
+            feed_addr: format!("127.0.0.1:{port}"),
+            feed_url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+}
+
 fn owner_of(lease: Option<String>) -> Option<String> {
     lease.and_then(|v| v.rsplit_once(':').map(|(id, _)| id.to_owned()))
 }
@@ -88,14 +109,16 @@ fn owner_of(lease: Option<String>) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_operator_and_bars_are_exact_across_a_sigkill_of_the_owner() {
     let ns = "ops";
-    let redis = support::redis();
-    let url = redis.url();
-    let mut conn = support::connect(&redis).await;
-    let keys = Keys::new(ns);
-    let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.json");
-    let port = tickshard::redis_server::free_port().unwrap();
-    let feed_url = format!("ws://127.0.0.1:{port}");
+    let Fixture {
+        redis: _redis,
+        url,
+        mut conn,
+        keys,
+        truth_path,
+        _dir,
+        feed_addr,
+        feed_url,
+    } = Fixture::new(ns).await;
     let bin = example_bin("custom_operator");
     let spawn = |id: &str| {
         let args = ProcessorArgs::new(&url, id)
@@ -112,9 +135,9 @@ async fn custom_operator_and_bars_are_exact_across_a_sigkill_of_the_owner() {
 
     let es: Symbol = "ES".parse().unwrap();
     let p = partition_of(&es, NonZeroU32::new(PARTITIONS).unwrap());
-    let data = es_file();
+    let data = support::es_trades_file();
     let feed = spawn_feed_with(
-        FeedArgs::new(&format!("127.0.0.1:{port}"))
+        FeedArgs::new(&feed_addr)
             .raw(["--input", data, "--mode", "round-robin", "--rate", "15000"])
             .record(&truth_path),
     );
@@ -249,14 +272,16 @@ async fn follow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_owner_streams_every_update_of_two_symbols_in_order() {
     let ns = "live";
-    let redis = support::redis();
-    let url = redis.url();
-    let mut conn = support::connect(&redis).await;
-    let keys = Keys::new(ns);
-    let dir = tempfile::tempdir().unwrap();
-    let truth_path = dir.path().join("truth.json");
-    let port = tickshard::redis_server::free_port().unwrap();
-    let feed_url = format!("ws://127.0.0.1:{port}");
+    let Fixture {
+        redis: _redis,
+        url,
+        mut conn,
+        keys,
+        truth_path,
+        _dir,
+        feed_addr,
+        feed_url,
+    } = Fixture::new(ns).await;
     let procs: Vec<Proc> = ["p1", "p2"]
         .iter()
         .map(|id| {
@@ -327,7 +352,7 @@ async fn a_non_owner_streams_every_update_of_two_symbols_in_order() {
     assert!(body.contains("error"), "{body}");
 
     let feed = spawn_feed_with(
-        FeedArgs::new(&format!("127.0.0.1:{port}"))
+        FeedArgs::new(&feed_addr)
             .raw([
                 "--symbols",
                 "20",

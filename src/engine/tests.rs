@@ -178,32 +178,34 @@ fn the_total_hold_budget_is_respected() {
     assert_eq!(e.held(), 0);
 }
 
+/// Tick `seq` of `sym`, a minute after the one before: each one completes
+/// the previous 1-minute bar.
+fn bar_tick(sym: &str, seq: u64) -> Tick {
+    Tick::new(
+        sym.parse().unwrap(),
+        seq,
+        "2".parse().unwrap(),
+        10,
+        seq * 60_000_000_000,
+    )
+    .unwrap()
+}
+
 #[test]
 fn outputs_wait_for_the_flush_within_their_limit() {
-    // Ticks a minute apart: each one completes the previous bar.
-    let bar_tick = |seq: u64| {
-        Tick::new(
-            "A".parse().unwrap(),
-            seq,
-            "2".parse().unwrap(),
-            10,
-            seq * 60_000_000_000,
-        )
-        .unwrap()
-    };
     let now = Instant::now();
     let mut e = Engine::new(cfg());
     e.begin_load(P, E);
     e.finish_load(P, E, vec![], now);
     for seq in 1..=3 {
         assert!(matches!(
-            e.offer(P, bar_tick(seq), now),
+            e.offer(P, bar_tick("A", seq), now),
             TickOutcome::Applied { .. }
         ));
     }
     assert_eq!(e.outputs_pending(), 2);
     // At the limit, even the next tick waits (the gap fill brings it back).
-    assert_eq!(e.offer(P, bar_tick(4), now), TickOutcome::Overflow);
+    assert_eq!(e.offer(P, bar_tick("A", 4), now), TickOutcome::Overflow);
     let flush = e.take_flush();
     let outputs = &flush[0].records[0].outputs;
     let ids: Vec<String> = outputs.iter().map(|o| o.id()).collect();
@@ -211,7 +213,7 @@ fn outputs_wait_for_the_flush_within_their_limit() {
     assert_eq!(e.outputs_pending(), 0);
     // A failed flush gives its outputs back, ahead of newer ones.
     assert!(matches!(
-        e.offer(P, bar_tick(4), now),
+        e.offer(P, bar_tick("A", 4), now),
         TickOutcome::Applied { .. }
     ));
     e.restore_flush(flush.into_iter().next().unwrap());
@@ -223,16 +225,6 @@ fn outputs_wait_for_the_flush_within_their_limit() {
 
 #[test]
 fn a_failed_flush_goes_in_front_of_the_final_one() {
-    let bar_tick = |sym: &str, seq: u64| {
-        Tick::new(
-            sym.parse().unwrap(),
-            seq,
-            "2".parse().unwrap(),
-            10,
-            seq * 60_000_000_000,
-        )
-        .unwrap()
-    };
     let now = Instant::now();
     let mut e = Engine::new(EngineConfig {
         max_outputs: 100,

@@ -13,6 +13,20 @@ use std::time::Duration;
 pub use tickshard::redis_server::{RedisServer, RedisServerOptions};
 
 /// Starts a private redis-server, or fails the test with instructions.
+/// The real ES trades file in `../shared/data` (100,000 trades); fails
+/// loudly when the data is not beside the repository.
+pub fn es_trades_file() -> &'static str {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/es_trades_2013-09-01.csv"
+    );
+    assert!(
+        std::path::Path::new(data).is_file(),
+        "{data} missing: the repository expects ../shared/data beside it"
+    );
+    data
+}
+
 pub fn redis() -> RedisServer {
     redis_with(RedisServerOptions::default())
 }
