@@ -12,7 +12,6 @@ use std::time::Duration;
 
 pub use tickshard::redis_server::{RedisServer, RedisServerOptions};
 
-/// Starts a private redis-server, or fails the test with instructions.
 /// The real ES trades file in `../shared/data` (100,000 trades); fails
 /// loudly when the data is not beside the repository.
 pub fn es_trades_file() -> &'static str {
@@ -27,6 +26,7 @@ pub fn es_trades_file() -> &'static str {
     data
 }
 
+/// Starts a private redis-server, or fails the test with instructions.
 pub fn redis() -> RedisServer {
     redis_with(RedisServerOptions::default())
 }
