@@ -75,6 +75,42 @@ enum Slot {
 struct Entry {
     partition: PartitionId,
     state: SymbolState,
+    /// Mirrors membership of [`Engine::dirty`].
+    dirty: bool,
+    /// Mirrors membership of [`Engine::gappy`].
+    gappy: bool,
+}
+
+impl Entry {
+    fn new(partition: PartitionId, state: SymbolState) -> Self {
+        Self {
+            partition,
+            state,
+            dirty: false,
+            gappy: false,
+        }
+    }
+}
+
+/// The symbols with one property (dirty, or with a gap open), each one's
+/// membership mirrored by a flag in its [`Entry`]: a tick that leaves
+/// membership as it was costs no lookup.
+#[derive(Debug, Default)]
+struct SymbolSet(FxHashSet<Symbol>);
+
+impl SymbolSet {
+    /// Makes `symbol` a member or not; `flag` is its entry's mirror.
+    #[inline]
+    fn set(&mut self, symbol: Symbol, flag: &mut bool, member: bool) {
+        if *flag != member {
+            *flag = member;
+            if member {
+                self.0.insert(symbol);
+            } else {
+                self.0.remove(&symbol);
+            }
+        }
+    }
 }
 
 /// One symbol's state, ready to persist.
@@ -168,8 +204,8 @@ pub struct Engine {
     cfg: EngineConfig,
     slots: FxHashMap<PartitionId, Slot>,
     symbols: FxHashMap<Symbol, Entry>,
-    dirty: FxHashSet<Symbol>,
-    gappy: FxHashSet<Symbol>,
+    dirty: SymbolSet,
+    gappy: SymbolSet,
     held: usize,
     outputs: usize,
 }
@@ -181,8 +217,8 @@ impl Engine {
             cfg,
             slots: FxHashMap::default(),
             symbols: FxHashMap::default(),
-            dirty: FxHashSet::default(),
-            gappy: FxHashSet::default(),
+            dirty: SymbolSet::default(),
+            gappy: SymbolSet::default(),
             held: 0,
             outputs: 0,
         }
@@ -252,13 +288,7 @@ impl Engine {
         };
         self.held -= held.len();
         for (symbol, state) in states {
-            self.symbols.insert(
-                symbol,
-                Entry {
-                    partition: p,
-                    state,
-                },
-            );
+            self.symbols.insert(symbol, Entry::new(p, state));
         }
         Some(held.into_iter().map(|t| self.offer(p, t, now)).collect())
     }
@@ -274,8 +304,8 @@ impl Engine {
             if e.partition == p {
                 freed += e.state.pending_len();
                 outputs += e.state.outputs.len();
-                self.dirty.remove(sym);
-                self.gappy.remove(sym);
+                self.dirty.0.remove(sym);
+                self.gappy.0.remove(sym);
                 false
             } else {
                 true
@@ -296,6 +326,7 @@ impl Engine {
         };
         let symbols: Vec<Symbol> = self
             .dirty
+            .0
             .iter()
             .filter(|s| self.symbols.get(*s).is_some_and(|e| e.partition == p))
             .copied()
@@ -327,10 +358,10 @@ impl Engine {
             Some(Slot::Active { .. }) => {
                 let symbol = tick.symbol;
                 let operators = &self.cfg.operators;
-                let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
-                    partition: p,
-                    state: SymbolState::new(operators),
-                });
+                let entry = self
+                    .symbols
+                    .entry(symbol)
+                    .or_insert_with(|| Entry::new(p, SymbolState::new(operators)));
                 let before = entry.state.pending_len();
                 let outputs_before = entry.state.outputs.len();
                 let output_room = all_output_room && outputs_before < MAX_SYMBOL_OUTPUTS;
@@ -339,14 +370,10 @@ impl Engine {
                 let missing = entry.state.is_missing();
                 self.held = self.held + after - before;
                 self.outputs = self.outputs + entry.state.outputs.len() - outputs_before;
-                if missing {
-                    self.gappy.insert(symbol);
-                } else {
-                    self.gappy.remove(&symbol);
-                }
+                self.gappy.set(symbol, &mut entry.gappy, missing);
                 match offer {
                     Offer::Applied(released) => {
-                        self.dirty.insert(symbol);
+                        self.dirty.set(symbol, &mut entry.dirty, true);
                         TickOutcome::Applied { released }
                     }
                     Offer::Duplicate => TickOutcome::Duplicate,
@@ -364,12 +391,12 @@ impl Engine {
             return;
         }
         let operators = &self.cfg.operators;
-        let entry = self.symbols.entry(symbol).or_insert_with(|| Entry {
-            partition: p,
-            state: SymbolState::new(operators),
-        });
+        let entry = self
+            .symbols
+            .entry(symbol)
+            .or_insert_with(|| Entry::new(p, SymbolState::new(operators)));
         if entry.state.announce(seq, now) {
-            self.gappy.insert(symbol);
+            self.gappy.set(symbol, &mut entry.gappy, true);
         }
     }
 
@@ -385,7 +412,7 @@ impl Engine {
     pub fn scan_gaps(&mut self, now: Instant) -> Vec<GapEvent> {
         let mut events = Vec::new();
         let mut closed = Vec::new();
-        for symbol in &self.gappy {
+        for symbol in &self.gappy.0 {
             let Some(entry) = self.symbols.get_mut(symbol) else {
                 closed.push(*symbol);
                 continue;
@@ -410,7 +437,7 @@ impl Engine {
                 }),
                 GapAction::Skipped { from, to, .. } => {
                     self.held -= before - entry.state.pending_len();
-                    self.dirty.insert(*symbol);
+                    self.dirty.set(*symbol, &mut entry.dirty, true);
                     events.push(GapEvent::Skipped {
                         symbol: *symbol,
                         from,
@@ -423,23 +450,28 @@ impl Engine {
             }
         }
         for s in closed {
-            self.gappy.remove(&s);
+            match self.symbols.get_mut(&s) {
+                Some(entry) => self.gappy.set(s, &mut entry.gappy, false),
+                None => {
+                    self.gappy.0.remove(&s);
+                }
+            }
         }
         events
     }
 
     /// Symbols with an open gap.
     pub fn gaps_open(&self) -> usize {
-        self.gappy.len()
+        self.gappy.0.len()
     }
 
     /// Takes every dirty symbol's record, grouped by partition.
     pub fn take_flush(&mut self) -> Vec<PartitionFlush> {
-        let dirty: Vec<Symbol> = self.dirty.iter().copied().collect();
+        let dirty: Vec<Symbol> = self.dirty.0.iter().copied().collect();
         let mut by_partition: FxHashMap<PartitionId, PartitionFlush> = FxHashMap::default();
         for symbol in dirty {
             let Some(partition) = self.symbols.get(&symbol).map(|e| e.partition) else {
-                self.dirty.remove(&symbol);
+                self.dirty.0.remove(&symbol);
                 continue;
             };
             let Some(Slot::Active { epoch }) = self.slots.get(&partition) else {
@@ -462,8 +494,11 @@ impl Engine {
     }
 
     fn take_record(&mut self, symbol: &Symbol) -> Option<SymbolRecord> {
-        self.dirty.remove(symbol);
-        let entry = self.symbols.get_mut(symbol)?;
+        let Some(entry) = self.symbols.get_mut(symbol) else {
+            self.dirty.0.remove(symbol);
+            return None;
+        };
+        self.dirty.set(*symbol, &mut entry.dirty, false);
         let outputs = entry.state.outputs.take();
         self.outputs -= outputs.len();
         Some(SymbolRecord {
@@ -483,7 +518,7 @@ impl Engine {
             if let Some(entry) = self.symbols.get_mut(&record.symbol) {
                 self.outputs += record.outputs.len();
                 entry.state.outputs.prepend(record.outputs);
-                self.dirty.insert(record.symbol);
+                self.dirty.set(record.symbol, &mut entry.dirty, true);
             }
         }
     }

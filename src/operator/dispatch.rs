@@ -7,8 +7,6 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use super::bars::{Bar, Bars};
 use super::ema::Ema;
 use super::volume_spike::{SpikeState, VolumeSpike};
@@ -126,51 +124,112 @@ impl OpDef {
             OpDef::Custom(op) => OpState::Custom(op.load_state(stored)?),
         })
     }
+    /// This operator's state of a stored symbol: one none of whose fields
+    /// is stored (added since the symbol was last written) starts afresh.
+    fn load_or_init(&self, stored: &StoredFields<'_>) -> Result<OpState, FieldError> {
+        if self.fields().iter().any(|f| stored.has(f)) {
+            self.load(stored)
+        } else {
+            Ok(self.init())
+        }
+    }
+}
+
+/// A set's operators split for dispatch: the first when it is a bars
+/// operator (it is unless `--bars` is empty: every processor keeps one
+/// width's bar), whose state every symbol holds inline, then the others.
+#[inline]
+fn split(defs: &[OpDef]) -> (Option<&Bars>, &[OpDef]) {
+    match defs {
+        [OpDef::Bars(first), rest @ ..] => (Some(first), rest),
+        _ => (None, defs),
+    }
 }
 
 /// One symbol's state of every configured operator, in the set's order.
 /// The definitions stay in the [`OperatorSet`], which every call is given:
-/// a symbol's state is only its operators' states.
+/// a symbol's state is only its operators' states. The first bar is held
+/// inline and the others need no allocation when there are none, so the
+/// default set (one bar width) costs a symbol no allocation and a tick no
+/// loop.
 pub struct SymbolOperators {
-    states: SmallVec<[OpState; 1]>,
+    /// The current bar of the first operator, when that is a bars operator.
+    first_bar: Option<Bar>,
+    /// The states of the other operators, in order.
+    rest: Box<[OpState]>,
 }
 
 impl Debug for SymbolOperators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.states.iter()).finish()
+        f.debug_struct("SymbolOperators")
+            .field("first_bar", &self.first_bar)
+            .field("rest", &self.rest)
+            .finish()
     }
 }
 
 impl SymbolOperators {
     /// A new symbol's states.
     pub(crate) fn init(defs: &[OpDef]) -> Self {
+        let (_, rest) = split(defs);
         Self {
-            states: defs.iter().map(OpDef::init).collect(),
+            first_bar: None,
+            rest: rest.iter().map(OpDef::init).collect(),
         }
     }
 
     /// A stored symbol's states: an operator none of whose fields is
     /// stored (added since the symbol was last written) starts afresh.
     pub(crate) fn load(defs: &[OpDef], stored: &StoredFields<'_>) -> Result<Self, FieldError> {
-        let mut states = SmallVec::with_capacity(defs.len());
-        for def in defs {
-            let state = if def.fields().iter().any(|f| stored.has(f)) {
-                def.load(stored)?
-            } else {
-                def.init()
-            };
-            states.push(state);
-        }
-        Ok(Self { states })
+        let (first, rest) = split(defs);
+        let first_bar = match first {
+            Some(bars) if bars.fields().iter().any(|f| stored.has(f)) => bars.load(stored)?,
+            _ => None,
+        };
+        Ok(Self {
+            first_bar,
+            rest: rest
+                .iter()
+                .map(|def| def.load_or_init(stored))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// Runs every operator of `set` (the set these states were made by)
     /// on `tick`; outputs are appended to `outputs`.
     #[inline]
     pub fn apply(&mut self, set: &OperatorSet, tick: &Tick, outputs: &mut OutputBuf) {
-        for (i, (def, state)) in set.defs().iter().zip(self.states.iter_mut()).enumerate() {
+        let (first, rest) = split(set.defs());
+        if let Some(bars) = first {
+            bars.apply(
+                &mut self.first_bar,
+                tick,
+                &mut Emit::new(outputs, 0, tick.seq),
+            );
+        }
+        if !self.rest.is_empty() {
+            Self::apply_each(
+                &mut self.rest,
+                rest,
+                u16::from(first.is_some()),
+                tick,
+                outputs,
+            );
+        }
+    }
+
+    /// Runs `defs` (the operators after the first bar, the first of them
+    /// at index `offset` of the set) on `tick`.
+    fn apply_each(
+        states: &mut [OpState],
+        defs: &[OpDef],
+        offset: u16,
+        tick: &Tick,
+        outputs: &mut OutputBuf,
+    ) {
+        for (i, (def, state)) in defs.iter().zip(states.iter_mut()).enumerate() {
             // The set holds fewer than u16::MAX operators (checked when built).
-            let mut out = Emit::new(outputs, i as u16, tick.seq);
+            let mut out = Emit::new(outputs, offset + i as u16, tick.seq);
             match (def, state) {
                 (OpDef::Bars(op), OpState::Bars(s)) => op.apply(s, tick, &mut out),
                 (OpDef::Ema(op), OpState::Ema(s)) => op.apply(s, tick, &mut out),
@@ -184,13 +243,76 @@ impl SymbolOperators {
 
     /// Writes every operator's state (`set` as in [`Self::apply`]).
     pub fn save(&self, set: &OperatorSet, fields: &mut FieldWriter) {
-        for (def, state) in set.defs().iter().zip(self.states.iter()) {
+        let (first, rest) = split(set.defs());
+        if let Some(bars) = first {
+            bars.save(&self.first_bar, fields);
+        }
+        for (def, state) in rest.iter().zip(self.rest.iter()) {
             match (def, state) {
                 (OpDef::Bars(op), OpState::Bars(s)) => op.save(s, fields),
                 (OpDef::Ema(op), OpState::Ema(s)) => op.save(s, fields),
                 (OpDef::VolumeSpike(op), OpState::VolumeSpike(s)) => op.save(s, fields),
                 (OpDef::Custom(_), OpState::Custom(s)) => s.save(fields),
                 _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::operator::bars::BarWidth;
+
+    fn tick(seq: u64, ts_ns: u64, size: u32) -> Tick {
+        Tick::new(
+            "A".parse().unwrap(),
+            seq,
+            "10.5".parse().unwrap(),
+            size,
+            ts_ns,
+        )
+        .unwrap()
+    }
+
+    fn saved(set: &OperatorSet, states: &SymbolOperators) -> Vec<(String, String)> {
+        let mut fields = FieldWriter::new();
+        states.save(set, &mut fields);
+        fields.into_pairs()
+    }
+
+    /// With the first bar inline or not, every state and output index is
+    /// the set's: the states load back to what was saved, and outputs are
+    /// numbered by the operator's place in the set.
+    #[test]
+    fn states_round_trip_and_outputs_keep_their_index_whatever_comes_first() {
+        let widths: Vec<BarWidth> = ["1s", "1m"].map(|w| w.parse().unwrap()).to_vec();
+        let sets = [
+            OperatorSet::builtin(&widths, &[3], Some((4, 2.0))).unwrap(),
+            OperatorSet::builtin(&[], &[3], Some((4, 2.0))).unwrap(),
+            OperatorSet::builtin(&widths[..1], &[], None).unwrap(),
+        ];
+        for set in sets {
+            let mut states = set.init();
+            let mut outputs = OutputBuf::default();
+            for seq in 1..=40 {
+                let size = if seq % 10 == 0 { 1_000 } else { 10 };
+                states.apply(&set, &tick(seq, seq * 4_000_000_000, size), &mut outputs);
+            }
+            let fields = saved(&set, &states);
+            let map: HashMap<String, String> = fields.iter().cloned().collect();
+            let loaded = set.load(&StoredFields::new(&map)).unwrap();
+            assert_eq!(saved(&set, &loaded), fields, "{set:?}");
+            let emitted: Vec<&str> = outputs
+                .take()
+                .iter()
+                .filter_map(|o| set.name(o.operator))
+                .collect();
+            for name in set.names() {
+                let expect = name.starts_with("bars_") || name == "volume_spike";
+                assert_eq!(emitted.contains(&name), expect, "{name} in {set:?}");
             }
         }
     }
