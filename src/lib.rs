@@ -43,7 +43,7 @@
 //! - [`http`]: its HTTP endpoints.
 //! - [`demo`]: `tickshard demo`, the whole cluster on one machine.
 //! - [`redis_server`]: a private `redis-server` child, for the demo, tests
-//!   and benchmarks.
+//!   and benchmarks; [`redis_cluster`]: a private Redis Cluster of them.
 //!
 //! # Data flow
 //!
@@ -67,6 +67,7 @@ pub mod operator;
 pub mod partition;
 pub mod processor;
 pub mod query;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod router;
 pub mod shutdown;

@@ -239,20 +239,27 @@ impl Drop for RedisServer {
 }
 
 fn find_binary() -> Result<PathBuf, RedisServerError> {
-    let name = std::env::var(REDIS_SERVER_ENV).unwrap_or_else(|_| "redis-server".to_owned());
+    find_program(REDIS_SERVER_ENV, "redis-server")
+        .map_err(|binary| RedisServerError::NotFound { binary })
+}
+
+/// The program named by environment variable `env`, else `default` on
+/// `PATH`; the name looked for when there is none.
+pub fn find_program(env: &str, default: &str) -> Result<PathBuf, String> {
+    let name = std::env::var(env).unwrap_or_else(|_| default.to_owned());
     let candidate = PathBuf::from(&name);
     if candidate.components().count() > 1 {
         return if candidate.is_file() {
             Ok(candidate)
         } else {
-            Err(RedisServerError::NotFound { binary: name })
+            Err(name)
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(&name))
         .find(|p| p.is_file())
-        .ok_or(RedisServerError::NotFound { binary: name })
+        .ok_or(name)
 }
 
 /// A loopback port that was free a moment ago, below the kernel's

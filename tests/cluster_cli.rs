@@ -126,8 +126,36 @@ async fn mismatched_partitions_name_both_values() {
 async fn a_namespace_of_an_older_key_schema_is_refused() {
     let server = redis();
     let mut con = connect(&server).await;
+    // What the version before the `{cluster}` tag left: its config at
+    // `{ns}:config`, schema 2.
+    let keys = Keys::new(DEFAULT_NAMESPACE);
     let _: () = redis::cmd("HSET")
-        .arg(Keys::new(DEFAULT_NAMESPACE).config())
+        .arg(keys.legacy_config())
+        .arg(&["partitions", "64", "lease_ms", "2000", "schema", "2"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let (code, err) = run_processor(&["--redis", &server.url()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_one_clear_line(&err, "created with key schema 2 (tickshard:config)");
+    assert!(
+        err.contains("new namespace (--cluster)"),
+        "says what to do: {err}"
+    );
+    let created: bool = redis::cmd("EXISTS")
+        .arg(keys.config())
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(!created, "nothing is written to a refused namespace");
+    // A config of this layout with another schema number is refused too.
+    let _: () = redis::cmd("DEL")
+        .arg(keys.legacy_config())
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(keys.config())
         .arg(&["partitions", "64", "lease_ms", "2000", "schema", "1"])
         .query_async(&mut con)
         .await
@@ -135,10 +163,6 @@ async fn a_namespace_of_an_older_key_schema_is_refused() {
     let (code, err) = run_processor(&["--redis", &server.url()]);
     assert_eq!(code, Some(1), "{err}");
     assert_one_clear_line(&err, "created with key schema 1");
-    assert!(
-        err.contains("new namespace (--cluster)"),
-        "says what to do: {err}"
-    );
 }
 
 #[tokio::test]

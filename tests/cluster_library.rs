@@ -26,7 +26,7 @@ fn lib() -> ClusterKeys {
     ClusterKeys::new("lib")
 }
 
-/// The registered members (`ZRANGE {ns}:members 0 -1`).
+/// The registered members (`ZRANGE {ns}:{cluster}:members 0 -1`).
 async fn registered(
     con: &mut redis::aio::MultiplexedConnection,
 ) -> redis::RedisResult<Vec<String>> {

@@ -39,11 +39,11 @@ pub const FORGET_AFTER_MS: u64 = 30_000;
 pub struct PollResult {
     /// Redis `TIME`, ms.
     pub redis_now_ms: u64,
-    /// P from `{ns}:config` (`None` when the cluster has no config yet).
+    /// P from `{ns}:{cluster}:config` (`None` when the cluster has no config yet).
     pub partitions: Option<u32>,
     /// Raw `{ns}:{p<p>}:lease:{p}` values, index = partition.
     pub leases: Vec<Option<String>>,
-    /// `{ns}:members`: instance id → heartbeat expiry (ms).
+    /// `{ns}:{cluster}:members`: instance id → heartbeat expiry (ms).
     pub members: Vec<(String, u64)>,
     /// `http` field of each member's hash.
     pub member_http: BTreeMap<String, String>,

@@ -144,7 +144,7 @@ impl LiveHub {
     /// Starts the hub's task: it connects to Redis through `client` on
     /// the first watch, and stops with `shutdown`. `partitions` is the
     /// cluster's partition count when known (else read from
-    /// `{ns}:config`).
+    /// `{ns}:{cluster}:config`).
     pub fn start(
         client: redis::Client,
         keys: Keys,

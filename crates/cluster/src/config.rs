@@ -1,6 +1,6 @@
-//! Join options and the cluster-wide `{ns}:config` hash (`partitions`,
-//! `lease_ms`, `schema`): created by the first instance (`HSETNX`), checked
-//! by every later one.
+//! Join options and the cluster-wide `{ns}:{cluster}:config` hash
+//! (`partitions`, `lease_ms`, `schema`): created by the first instance
+//! (`HSETNX`), checked by every later one.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -11,9 +11,11 @@ use super::error::ClusterError;
 use crate::ids::InstanceId;
 use crate::keys::ClusterKeys;
 
-/// Schema version stored in `{ns}:config`: 2 since keys of a partition
-/// carry its hash tag (`{ns}:{p<p>}:...`); 1 before.
-pub const SCHEMA: &str = "2";
+/// Schema version stored in `{ns}:{cluster}:config`: 3 since the
+/// cluster-wide keys share the hash tag `{cluster}` (the config moved from
+/// `{ns}:config`); 2 since keys of a partition carry its hash tag
+/// (`{ns}:{p<p>}:...`); 1 before.
+pub const SCHEMA: &str = "3";
 
 /// How an instance joins the cluster.
 #[derive(Clone)]
@@ -28,7 +30,7 @@ pub struct ClusterOptions {
     pub partitions: NonZeroU32,
     /// Lease TTL; leases are renewed every TTL/3.
     pub lease: Duration,
-    /// HTTP address advertised in `{ns}:member:{id}`.
+    /// HTTP address advertised in `{ns}:{cluster}:member:{id}`.
     pub http_addr: Option<String>,
     /// Join even when Redis may evict keys (see
     /// [`eviction`](crate::eviction)); refused by default.
@@ -93,13 +95,16 @@ impl Timings {
     }
 }
 
-/// Creates `{ns}:config` if absent, then checks that it matches.
+/// Creates `{ns}:{cluster}:config` if absent, then checks that it
+/// matches; a namespace an older version created (its config still at
+/// `{ns}:config`) is refused before anything is written.
 pub async fn ensure_config<C: ConnectionLike + Send>(
     con: &mut C,
     keys: &ClusterKeys,
     partitions: NonZeroU32,
     lease: Duration,
 ) -> Result<(), ClusterError> {
+    refuse_legacy(con, keys).await?;
     let key = keys.config();
     let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
     let (stored, schema): (Option<String>, Option<String>) = redis::pipe()
@@ -116,6 +121,29 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
         .map_err(ClusterError::redis("config"))?;
     check_schema(keys, schema.as_deref())?;
     check_partitions(keys, stored.as_deref(), partitions)
+}
+
+/// Refuses a namespace created before key schema 3, whose config is still
+/// `{ns}:config` (a config without a `schema` field is schema 1's).
+pub async fn refuse_legacy<C: ConnectionLike + Send>(
+    con: &mut C,
+    keys: &ClusterKeys,
+) -> Result<(), ClusterError> {
+    let legacy = keys.legacy_config();
+    let (exists, schema): (bool, Option<String>) = redis::pipe()
+        .exists(&legacy)
+        .hget(&legacy, "schema")
+        .query_async(con)
+        .await
+        .map_err(ClusterError::redis("config"))?;
+    if !exists {
+        return Ok(());
+    }
+    Err(ClusterError::SchemaMismatch {
+        namespace: keys.namespace().to_owned(),
+        key: legacy,
+        stored: schema.unwrap_or_else(|| "1".to_owned()),
+    })
 }
 
 /// Refuses a cluster whose keys were laid out by another version.

@@ -59,9 +59,10 @@ pub enum ClusterError {
     /// The cluster's keys were laid out by another version.
     #[error(
         "cluster {namespace} was created with key schema {stored} ({key}); this version uses \
-         schema 2, whose keys carry the partition's hash tag ({namespace}:{{p7}}:lease:7). \
-         Start it under a new namespace (--cluster), or stop every instance and delete the \
-         namespace's keys first"
+         schema {schema}, whose keys carry a hash tag ({namespace}:{{cluster}}:config, \
+         {namespace}:{{p7}}:lease:7). Start it under a new namespace (--cluster), or stop every \
+         instance and delete the namespace's keys first",
+        schema = crate::config::SCHEMA
     )]
     SchemaMismatch {
         /// Namespace.
@@ -81,12 +82,12 @@ pub enum ClusterError {
         namespace: String,
         /// Config key holding the stored value.
         key: String,
-        /// Partitions stored in `{ns}:config`.
+        /// Partitions stored in `{ns}:{cluster}:config`.
         configured: u32,
         /// Partitions this instance asked for.
         requested: u32,
     },
-    /// `{ns}:config` holds something we cannot read.
+    /// `{ns}:{cluster}:config` holds something we cannot read.
     #[error("cluster config {key} is unreadable: {reason}")]
     BadConfig {
         /// Config key.

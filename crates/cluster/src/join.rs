@@ -1,5 +1,5 @@
 //! Joining: connect (failing fast with a typed error), create or check
-//! `{ns}:config`, subscribe to our inbox and the events, and register as a
+//! `{ns}:{cluster}:config`, subscribe to our inbox and the events, and register as a
 //! member with a unique id.
 
 use std::sync::atomic::AtomicU64;
@@ -84,7 +84,7 @@ fn random_token() -> String {
 }
 
 impl Cluster {
-    /// Connects, creates or checks `{ns}:config`, subscribes to this
+    /// Connects, creates or checks `{ns}:{cluster}:config`, subscribes to this
     /// instance's inbox and the events, and registers as a member.
     ///
     /// Fails fast with a typed error for a bad URL, unreachable Redis,

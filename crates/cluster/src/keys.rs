@@ -5,9 +5,11 @@
 //! Every key of one partition carries the partition's hash tag,
 //! `{ns}:{p<p>}:...` (e.g. `ns:{p7}:lease:7`), so that on a Redis
 //! Cluster they all live in one hash slot and a script may touch any of
-//! them (the lease it fences with, and the data it writes). The namespace
-//! stays the first segment, and the names still end as before
-//! (`:lease:<p>`), so scans by pattern keep working.
+//! them (the lease it fences with, and the data it writes). The
+//! cluster-wide keys (config, members) share the tag `{cluster}`
+//! (`ns:{cluster}:members`), so the membership script may touch several.
+//! The namespace stays the first segment, and the names still end as
+//! before (`:lease:<p>`), so scans by pattern keep working.
 //!
 //! The names are a public contract: external tools read them, so they
 //! change only together with the docs and tests.
@@ -67,19 +69,33 @@ impl ClusterKeys {
         format!("{}:{{p{}}}:{suffix}", self.ns, p)
     }
 
-    /// `{ns}:config` hash: `partitions`, `lease_ms`, `schema`.
+    /// `{ns}:{cluster}:{suffix}`: a cluster-wide key, in the one hash slot
+    /// of the tag `{cluster}`.
+    pub fn cluster_wide(&self, suffix: &str) -> String {
+        format!("{}:{{cluster}}:{suffix}", self.ns)
+    }
+
+    /// `{ns}:{cluster}:config` hash: `partitions`, `lease_ms`, `schema`.
     pub fn config(&self) -> String {
+        self.cluster_wide("config")
+    }
+
+    /// `{ns}:config`, where versions before key schema 3 kept the config:
+    /// present only in a namespace such a version created.
+    pub fn legacy_config(&self) -> String {
         self.named("config")
     }
 
-    /// `{ns}:members` sorted set: instance id → heartbeat expiry (ms).
+    /// `{ns}:{cluster}:members` sorted set: instance id → heartbeat expiry
+    /// (ms).
     pub fn members(&self) -> String {
-        self.named("members")
+        self.cluster_wide("members")
     }
 
-    /// `{ns}:member:{id}` hash with a TTL: `http`, `pid`, `started_at_ms`.
+    /// `{ns}:{cluster}:member:{id}` hash with a TTL: `http`, `pid`,
+    /// `started_at_ms`.
     pub fn member(&self, id: &InstanceId) -> String {
-        format!("{}:member:{}", self.ns, id)
+        self.cluster_wide(&format!("member:{id}"))
     }
 
     /// `{ns}:{p<p>}:lease:{p}` string: `{instance}:{epoch}`, with PX.
@@ -126,9 +142,10 @@ mod tests {
         let k = ClusterKeys::new("ns");
         let id: InstanceId = "p1".parse().unwrap();
         let p = PartitionId(7);
-        assert_eq!(k.config(), "ns:config");
-        assert_eq!(k.members(), "ns:members");
-        assert_eq!(k.member(&id), "ns:member:p1");
+        assert_eq!(k.config(), "ns:{cluster}:config");
+        assert_eq!(k.legacy_config(), "ns:config");
+        assert_eq!(k.members(), "ns:{cluster}:members");
+        assert_eq!(k.member(&id), "ns:{cluster}:member:p1");
         assert_eq!(k.lease(p), "ns:{p7}:lease:7");
         assert_eq!(k.all_leases(2), ["ns:{p0}:lease:0", "ns:{p1}:lease:1"]);
         assert_eq!(k.epoch(p), "ns:{p7}:epoch:7");

@@ -4,7 +4,7 @@
 //!
 //! # Use
 //!
-//! [`Cluster::join`] connects, checks `{ns}:config`, subscribes to this
+//! [`Cluster::join`] connects, checks `{ns}:{cluster}:config`, subscribes to this
 //! instance's inbox and `{ns}:events`, and registers the member. It returns
 //! a [`ClusterHandle`] (cloneable: ownership view, messaging, metrics), the
 //! [`ClusterRuntime`] to run (leases, assignment, handover, failover) and
@@ -98,7 +98,7 @@
 //!
 //! # Modules
 //!
-//! - [`config`]: join options, derived timings, `{ns}:config`.
+//! - [`config`]: join options, derived timings, `{ns}:{cluster}:config`.
 //! - [`membership`]: heartbeats, pruning, unique ids, the full read.
 //! - [`lease`]: the acquire / renew / release Lua scripts (fencing).
 //! - [`partition`]: which partition a key of the service belongs to.
@@ -141,7 +141,7 @@
 //! - Without persistence, a restart loses every key: epochs restart at 1,
 //!   but the state they fenced (e.g. `{ns}:*:sym:*`) is gone too, so no
 //!   stale fence can beat them. Running instances see their renews refused
-//!   (`Lost`), re-register (`member_joined`), recreate `{ns}:config` and
+//!   (`Lost`), re-register (`member_joined`), recreate `{ns}:{cluster}:config` and
 //!   acquire afresh.
 //! - What is *not* supported: losing the epoch counters while keeping the
 //!   data they fenced (e.g. deleting `{ns}:*:epoch:*` by hand, or keeping the

@@ -1,5 +1,5 @@
-//! Membership: registration and heartbeats in `{ns}:members` (score =
-//! expiry in Redis server time) and `{ns}:member:{id}` (a hash with a TTL),
+//! Membership: registration and heartbeats in `{ns}:{cluster}:members` (score =
+//! expiry in Redis server time) and `{ns}:{cluster}:member:{id}` (a hash with a TTL),
 //! pruning of expired members, the unique-id check, and the periodic full
 //! read of live members and all lease keys.
 

@@ -36,7 +36,7 @@ impl Holder {
 /// Partition → holder, with the cluster's partition count.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnershipMap {
-    /// `partitions` from `{ns}:config`; `None` until the cluster has one.
+    /// `partitions` from `{ns}:{cluster}:config`; `None` until the cluster has one.
     pub partitions: Option<NonZeroU32>,
     holders: BTreeMap<PartitionId, Holder>,
 }

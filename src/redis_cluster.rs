@@ -1,0 +1,267 @@
+//! A private Redis Cluster on loopback: masters with replicas, every node
+//! a [`RedisServer`] started with `--cluster-enabled yes`, joined by
+//! `redis-cli --cluster create`, ready once every node reports
+//! `cluster_state:ok` with all 16384 slots assigned.
+//!
+//! For the tests (kill a master, watch its replica take over) and the
+//! benchmarks. `redis-cli` is taken from `PATH`, or from the path in
+//! `TICKSHARD_REDIS_CLI`. Dropping the handle kills every node.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::redis_server::{
+    find_program, free_port, RedisServer, RedisServerError, RedisServerOptions,
+};
+
+/// Environment variable naming the `redis-cli` binary to run.
+pub const REDIS_CLI_ENV: &str = "TICKSHARD_REDIS_CLI";
+
+/// Number of hash slots of a Redis Cluster.
+pub const SLOTS: u16 = 16384;
+
+/// How long a node may miss pings before the others fail it over.
+const NODE_TIMEOUT_MS: u32 = 1000;
+
+/// Why a private cluster could not be started or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisClusterError {
+    /// A node could not be started.
+    #[error(transparent)]
+    Server(#[from] RedisServerError),
+    /// No `redis-cli` binary could be found.
+    #[error(
+        "redis-cli not found (looked for {binary:?}); install it with \
+         `sudo apt-get install redis-tools` (or run scripts/setup), or point \
+         {REDIS_CLI_ENV} at the binary"
+    )]
+    CliNotFound {
+        /// The binary that was looked for.
+        binary: String,
+    },
+    /// `redis-cli --cluster create` failed.
+    #[error("redis-cli --cluster create failed: {0}")]
+    Create(String),
+    /// The cluster did not become ready in time.
+    #[error("the cluster did not reach cluster_state:ok within {waited:?}: {detail}")]
+    NotReady {
+        /// How long we waited.
+        waited: Duration,
+        /// What the last node asked answered.
+        detail: String,
+    },
+    /// A node answered with an error.
+    #[error("node {port}: {source}")]
+    Redis {
+        /// The node's port.
+        port: u16,
+        /// The error.
+        source: redis::RedisError,
+    },
+}
+
+/// A node's place in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// A master serving these slot ranges (inclusive).
+    Master(Vec<(u16, u16)>),
+    /// A replica of the master with this node id.
+    Replica(String),
+}
+
+/// A running private Redis Cluster.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` masters with `replicas` replicas each and waits
+    /// until the cluster is ready (at most 30 s).
+    pub fn start(masters: usize, replicas: usize) -> Result<Self, RedisClusterError> {
+        let cli = find_program(REDIS_CLI_ENV, "redis-cli")
+            .map_err(|binary| RedisClusterError::CliNotFound { binary })?;
+        let mut nodes = Vec::with_capacity(masters * (1 + replicas));
+        for _ in 0..masters * (1 + replicas) {
+            nodes.push(RedisServer::start_with(RedisServerOptions {
+                extra_args: vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    "nodes.conf".into(),
+                    "--cluster-node-timeout".into(),
+                    NODE_TIMEOUT_MS.to_string(),
+                    // The bus port is chosen like the client port, not
+                    // left at port + 10000, which may be taken.
+                    "--cluster-port".into(),
+                    free_port().map_err(RedisServerError::Io)?.to_string(),
+                ],
+                ..Default::default()
+            })?);
+        }
+        let out = Command::new(cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .arg("--cluster-replicas")
+            .arg(replicas.to_string())
+            .arg("--cluster-yes")
+            .output()
+            .map_err(RedisServerError::Io)?;
+        if !out.status.success() {
+            return Err(RedisClusterError::Create(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let cluster = Self { nodes };
+        cluster.wait_ready(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// Every node, masters and replicas as first created.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// Node `i`, to kill, pause or restart it.
+    pub fn node_mut(&mut self, i: usize) -> Option<&mut RedisServer> {
+        self.nodes.get_mut(i)
+    }
+
+    /// Every node's URL, comma-separated: seed URLs for `--redis`.
+    pub fn seed_urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` with all
+    /// slots assigned and agrees on the masters' slots.
+    pub fn wait_ready(&self, waited: Duration) -> Result<(), RedisClusterError> {
+        let deadline = Instant::now() + waited;
+        loop {
+            let detail = match self.not_ready() {
+                Ok(None) => return Ok(()),
+                Ok(Some(detail)) => detail,
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(RedisClusterError::NotReady { waited, detail });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Why the cluster is not ready, or `None` when it is.
+    fn not_ready(&self) -> Result<Option<String>, RedisClusterError> {
+        for node in self.running() {
+            let info: String = query(node, redis::cmd("CLUSTER").arg("INFO"))?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+            };
+            if field("cluster_state") != Some("ok")
+                || field("cluster_slots_ok") != Some(&SLOTS.to_string())
+            {
+                return Ok(Some(format!("node {}: {info}", node.port())));
+            }
+        }
+        let mut served = 0u32;
+        for node in self.running() {
+            if let Role::Master(ranges) = self.role(node)? {
+                served += ranges
+                    .iter()
+                    .map(|(a, b)| u32::from(*b) - u32::from(*a) + 1)
+                    .sum::<u32>();
+            }
+        }
+        Ok((served != u32::from(SLOTS)).then(|| format!("masters serve {served} slots")))
+    }
+
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| n.pid().is_some())
+    }
+
+    /// What `node` says it is (`CLUSTER NODES`, its `myself` line).
+    pub fn role(&self, node: &RedisServer) -> Result<Role, RedisClusterError> {
+        let nodes: String = query(node, redis::cmd("CLUSTER").arg("NODES"))?;
+        let myself = nodes
+            .lines()
+            .find(|l| l.split(' ').nth(2).is_some_and(|f| f.contains("myself")))
+            .unwrap_or_default();
+        let fields: Vec<&str> = myself.split(' ').collect();
+        if fields.get(2).is_some_and(|f| f.contains("slave")) {
+            return Ok(Role::Replica(
+                fields.get(3).copied().unwrap_or_default().to_owned(),
+            ));
+        }
+        let ranges = fields
+            .iter()
+            .skip(8)
+            .filter(|f| !f.starts_with('['))
+            .filter_map(|f| match f.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => f.parse().ok().map(|s| (s, s)),
+            })
+            .collect();
+        Ok(Role::Master(ranges))
+    }
+
+    /// Indexes of the running nodes that serve slots now.
+    pub fn masters(&self) -> Result<Vec<usize>, RedisClusterError> {
+        let mut masters = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.pid().is_some() {
+                if let Role::Master(ranges) = self.role(node)? {
+                    if !ranges.is_empty() {
+                        masters.push(i);
+                    }
+                }
+            }
+        }
+        Ok(masters)
+    }
+
+    /// The index of the running master serving `slot`.
+    pub fn master_of(&self, slot: u16) -> Result<Option<usize>, RedisClusterError> {
+        for i in self.masters()? {
+            if let Role::Master(ranges) = self.role(&self.nodes[i])? {
+                if ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)) {
+                    return Ok(Some(i));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The hash slot of `key`, as the cluster computes it.
+    pub fn slot_of(&self, key: &str) -> Result<u16, RedisClusterError> {
+        let node = self
+            .running()
+            .next()
+            .ok_or_else(|| RedisClusterError::NotReady {
+                waited: Duration::ZERO,
+                detail: "no node is running".into(),
+            })?;
+        query(node, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+    }
+}
+
+/// One command on a fresh connection to `node`.
+fn query<T: redis::FromRedisValue>(
+    node: &RedisServer,
+    cmd: &redis::Cmd,
+) -> Result<T, RedisClusterError> {
+    let port = node.port();
+    let wrap = |source| RedisClusterError::Redis { port, source };
+    let client = redis::Client::open(node.url()).map_err(wrap)?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .map_err(wrap)?;
+    cmd.query(&mut conn).map_err(wrap)
+}
