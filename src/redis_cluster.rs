@@ -1,7 +1,8 @@
 //! A private Redis Cluster on loopback: masters with replicas, every node
 //! a [`RedisServer`] started with `--cluster-enabled yes`, joined by
 //! `redis-cli --cluster create`, ready once every node reports
-//! `cluster_state:ok` with all 16384 slots assigned.
+//! `cluster_state:ok` with all 16384 slots served and every replica is in
+//! sync with its master (a replica that never synced cannot take over).
 //!
 //! For the tests (kill a master, watch its replica take over) and the
 //! benchmarks. `redis-cli` is taken from `PATH`, or from the path in
@@ -95,6 +96,10 @@ impl RedisCluster {
                     // left at port + 10000, which may be taken.
                     "--cluster-port".into(),
                     free_port().map_err(RedisServerError::Io)?.to_string(),
+                    // A replica's first sync starts at once, not after the
+                    // default 5 s wait for more replicas.
+                    "--repl-diskless-sync-delay".into(),
+                    "0".into(),
                 ],
                 ..Default::default()
             })?);
@@ -140,7 +145,8 @@ impl RedisCluster {
     }
 
     /// Waits until every running node reports `cluster_state:ok` with all
-    /// slots assigned and agrees on the masters' slots.
+    /// slots served, the masters serve every slot, and every running
+    /// replica's link to its master is up.
     pub fn wait_ready(&self, waited: Duration) -> Result<(), RedisClusterError> {
         let deadline = Instant::now() + waited;
         loop {
@@ -173,11 +179,19 @@ impl RedisCluster {
         }
         let mut served = 0u32;
         for node in self.running() {
-            if let Role::Master(ranges) = self.role(node)? {
-                served += ranges
-                    .iter()
-                    .map(|(a, b)| u32::from(*b) - u32::from(*a) + 1)
-                    .sum::<u32>();
+            match self.role(node)? {
+                Role::Master(ranges) => {
+                    served += ranges
+                        .iter()
+                        .map(|(a, b)| u32::from(*b) - u32::from(*a) + 1)
+                        .sum::<u32>();
+                }
+                Role::Replica(_) => {
+                    let info: String = query(node, redis::cmd("INFO").arg("replication"))?;
+                    if !info.lines().any(|l| l.trim() == "master_link_status:up") {
+                        return Ok(Some(format!("replica {} is not in sync", node.port())));
+                    }
+                }
             }
         }
         Ok((served != u32::from(SLOTS)).then(|| format!("masters serve {served} slots")))

@@ -61,7 +61,11 @@ fn each_partition_lives_in_one_slot_and_the_partitions_spread_over_every_master(
             keys.in_partition(p, "done:w1"),
         ];
         let slots: BTreeSet<u16> = names.iter().map(|k| c.slot_of(k).unwrap()).collect();
-        assert_eq!(slots.len(), 1, "partition {p}: {names:?} in slots {slots:?}");
+        assert_eq!(
+            slots.len(),
+            1,
+            "partition {p}: {names:?} in slots {slots:?}"
+        );
         let slot = *slots.first().unwrap();
         masters.insert(c.master_of(slot).unwrap().unwrap());
     }
