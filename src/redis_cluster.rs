@@ -11,6 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::cluster::eviction::info_field;
 use crate::redis_server::{
     find_program, free_port, RedisServer, RedisServerError, RedisServerOptions,
 };
@@ -166,13 +167,8 @@ impl RedisCluster {
     fn not_ready(&self) -> Result<Option<String>, RedisClusterError> {
         for node in self.running() {
             let info: String = query(node, redis::cmd("CLUSTER").arg("INFO"))?;
-            let field = |name: &str| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                    .map(str::trim)
-            };
-            if field("cluster_state") != Some("ok")
-                || field("cluster_slots_ok") != Some(&SLOTS.to_string())
+            if info_field(&info, "cluster_state") != Some("ok")
+                || info_field(&info, "cluster_slots_ok") != Some(&SLOTS.to_string())
             {
                 return Ok(Some(format!("node {}: {info}", node.port())));
             }
@@ -188,7 +184,7 @@ impl RedisCluster {
                 }
                 Role::Replica(_) => {
                     let info: String = query(node, redis::cmd("INFO").arg("replication"))?;
-                    if !info.lines().any(|l| l.trim() == "master_link_status:up") {
+                    if info_field(&info, "master_link_status") != Some("up") {
                         return Ok(Some(format!("replica {} is not in sync", node.port())));
                     }
                 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{connect, redis, wait_until, RedisServer};
+use support::{connect, redis, redis_with, wait_until, RedisServer, RedisServerOptions};
 use tickshard::cluster::keys::ClusterKeys;
 use tickshard::cluster::{
     Cluster, ClusterChannels, ClusterError, ClusterEvent, ClusterHandle, ClusterOptions,
@@ -602,4 +602,86 @@ async fn a_fenced_write_runs_once_per_id_and_only_for_the_owner() {
     let bad = FencedScript::new("return {1, 2}");
     let err = a.handle.fenced_write(&bad, &write("r6", epoch, "1")).await;
     assert!(err.is_err(), "{err:?}");
+}
+
+/// `INFO replication` of `server`.
+async fn replication(server: &RedisServer) -> String {
+    redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut connect(server).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_the_replicas_do_not_confirm_is_given_back_and_never_acted_on() {
+    let master = redis();
+    let replica = redis_with(RedisServerOptions {
+        extra_args: vec![
+            "--replicaof".into(),
+            "127.0.0.1".into(),
+            master.port().to_string(),
+        ],
+        ..Default::default()
+    });
+    wait_until(Duration::from_secs(10), "the replica is in sync", || async {
+        replication(&replica).await.contains("master_link_status:up")
+            && replication(&master).await.contains("connected_slaves:1")
+    })
+    .await;
+    // A stopped replica stays connected but acknowledges nothing: no lease
+    // can be confirmed.
+    replica.pause().unwrap();
+    let a = start(&master, "a", 600).await;
+    wait_until(
+        Duration::from_secs(10),
+        "two rounds of acquisitions are not confirmed",
+        || async { a.handle.metrics().acquisitions_unconfirmed >= 2 * P as u64 },
+    )
+    .await;
+    assert!(
+        a.seen.lock().unwrap().is_empty(),
+        "an unconfirmed lease reached the data path: {:?}",
+        a.seen.lock().unwrap()
+    );
+    assert_eq!(owned(&a), 0);
+    // Given back, not left to lapse: the lease keys are gone.
+    let mut con = connect(&master).await;
+    let leases: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(lib().all_leases(P))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(
+        leases.iter().all(Option::is_none),
+        "unconfirmed leases left behind: {leases:?}"
+    );
+
+    replica.resume().unwrap();
+    wait_until(Duration::from_secs(10), "a owns every partition", || async {
+        all_owned_by(&[&a]).await
+    })
+    .await;
+    // What a acts on is on the replica too: every lease and its epoch.
+    let mut on_replica = connect(&replica).await;
+    for p in 0..P {
+        let p = PartitionId(p);
+        let Some(epoch) = a.handle.view().owned_epoch(p, Instant::now()) else {
+            continue;
+        };
+        let lease: Option<String> = redis::cmd("GET")
+            .arg(lib().lease(p))
+            .query_async(&mut on_replica)
+            .await
+            .unwrap();
+        let stored: u64 = redis::cmd("GET")
+            .arg(lib().epoch(p))
+            .query_async(&mut on_replica)
+            .await
+            .unwrap();
+        assert_eq!(lease, Some(format!("a:{}", epoch.0)));
+        assert!(stored >= epoch.0);
+    }
+    a.shutdown.cancel();
+    a.run.await.unwrap().unwrap();
 }

@@ -75,11 +75,16 @@ const PREFIX: &str = "tickshard";
 type ClusterCounter = (&'static str, &'static str, fn(&ClusterMetrics) -> u64);
 
 /// The cluster layer's counters on `/metrics` (`tickshard_cluster_<name>_total`).
-const CLUSTER_COUNTERS: [ClusterCounter; 5] = [
+const CLUSTER_COUNTERS: [ClusterCounter; 6] = [
     (
         "renew_failures",
         "Lease renew round trips that failed.",
         |m| m.renew_failures,
+    ),
+    (
+        "acquisitions_unconfirmed",
+        "Leases won but given back because the replicas did not confirm them in time.",
+        |m| m.acquisitions_unconfirmed,
     ),
     (
         "handover_ack_timeouts",

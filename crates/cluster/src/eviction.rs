@@ -35,8 +35,9 @@ impl EvictionSettings {
     }
 }
 
-/// The value of `name` in an `INFO` reply (`name:value` lines).
-pub(crate) fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+/// The value of `name` in an `INFO` or `CLUSTER INFO` reply
+/// (`name:value` lines).
+pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(str::trim)

@@ -35,6 +35,9 @@ pub struct ClusterMetrics {
     pub leases_lost: u64,
     /// Renew round trips that failed (Redis error or timeout).
     pub renew_failures: u64,
+    /// Leases won but given back because the replicas did not confirm
+    /// them in time (see [`lease`](crate::lease)).
+    pub acquisitions_unconfirmed: u64,
     /// Handovers released without the data path's ack in time.
     pub handover_ack_timeouts: u64,
     /// Inbox messages that were not valid envelopes.
@@ -52,6 +55,7 @@ pub(crate) struct Counters {
     pub(crate) leases_released: Counter,
     pub(crate) leases_lost: Counter,
     pub(crate) renew_failures: Counter,
+    pub(crate) acquisitions_unconfirmed: Counter,
     pub(crate) handover_ack_timeouts: Counter,
     pub(crate) bad_inbox_messages: Counter,
     pub(crate) bad_events: Counter,
@@ -65,6 +69,7 @@ impl Counters {
             leases_released: self.leases_released.get(),
             leases_lost: self.leases_lost.get(),
             renew_failures: self.renew_failures.get(),
+            acquisitions_unconfirmed: self.acquisitions_unconfirmed.get(),
             handover_ack_timeouts: self.handover_ack_timeouts.get(),
             bad_inbox_messages: self.bad_inbox_messages.get(),
             bad_events: self.bad_events.get(),

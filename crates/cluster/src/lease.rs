@@ -14,6 +14,13 @@
 //!
 //! A lease key holding something else (another type, foreign bytes) is
 //! treated as held by nobody we know: never overwritten, never renewed.
+//!
+//! Replication is asynchronous: a replica promoted after its master failed
+//! can lack the last `INCR` of an epoch or the last lease `SET`, and hand
+//! the same epoch to a second owner. So a won lease counts only once every
+//! replica connected to the master holds it ([`replicas_connected`], then
+//! [`confirm_replicated`]: `WAIT`); the runtime gives back a lease it
+//! could not confirm, and never acts as its owner.
 
 use std::time::Duration;
 
@@ -216,6 +223,38 @@ impl LeaseScripts {
         }
         Ok(raw.into_iter().map(|r| r == 1).collect())
     }
+}
+
+/// Replicas connected to the master behind `con` now (`INFO
+/// replication`'s `connected_slaves`; 0 on a replica-less server).
+pub async fn replicas_connected<C: ConnectionLike + Send>(con: &mut C) -> Result<u64, ClusterError> {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(con)
+        .await
+        .map_err(ClusterError::redis("replication info"))?;
+    Ok(crate::eviction::info_field(&info, "connected_slaves")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Waits (`WAIT`) until `replicas` replicas hold every write made on `con`
+/// so far, at most `timeout`; true when they do (at once with none).
+pub async fn confirm_replicated<C: ConnectionLike + Send>(
+    con: &mut C,
+    replicas: u64,
+    timeout: Duration,
+) -> Result<bool, ClusterError> {
+    if replicas == 0 {
+        return Ok(true);
+    }
+    let acked: u64 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(ttl_ms(timeout))
+        .query_async(con)
+        .await
+        .map_err(ClusterError::redis("replication wait"))?;
+    Ok(acked >= replicas)
 }
 
 fn protocol(op: &'static str, detail: String) -> ClusterError {

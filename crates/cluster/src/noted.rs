@@ -31,6 +31,9 @@ pub(crate) enum Noted<'a> {
     },
     /// A renew round trip failed.
     RenewFailed,
+    /// Leases won but not confirmed on every replica in time: given back,
+    /// never acted on.
+    AcquireUnconfirmed { partitions: u64, replicas: u64 },
     /// Handovers released without the data path's ack in time.
     HandoverAckTimeout { partitions: u64 },
     /// An inbox message that is not a valid envelope.
@@ -64,6 +67,17 @@ impl Noted<'_> {
             // The error itself is reported where the runtime decides on
             // its backoff.
             Noted::RenewFailed => counters.renew_failures.inc(),
+            Noted::AcquireUnconfirmed {
+                partitions,
+                replicas,
+            } => {
+                counters.acquisitions_unconfirmed.add(partitions);
+                warn!(
+                    partitions,
+                    replicas,
+                    "leases won but not confirmed on every replica in time; given back, not acting as owner"
+                );
+            }
             Noted::HandoverAckTimeout { partitions } => {
                 counters.handover_ack_timeouts.add(partitions);
                 warn!(partitions, "no handover ack in time; releasing anyway");

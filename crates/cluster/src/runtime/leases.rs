@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::error::ClusterError;
 use crate::events::ClusterEvent;
 use crate::ids::{Epoch, InstanceId, PartitionId};
-use crate::lease::{parse_lease_value, AcquireOutcome};
+use crate::lease::{confirm_replicated, parse_lease_value, replicas_connected, AcquireOutcome};
 use crate::noted::Noted;
 
 impl Running {
@@ -87,6 +87,16 @@ impl Running {
                 return;
             }
         };
+        let won: Vec<(PartitionId, Epoch)> = results
+            .iter()
+            .filter_map(|(p, o)| match o {
+                AcquireOutcome::Won(e) => Some((*p, *e)),
+                AcquireOutcome::Held(_) => None,
+            })
+            .collect();
+        if !won.is_empty() && !self.confirm_acquired(&won).await {
+            return;
+        }
         let valid_until = self.valid_from(sent);
         let mut events = Vec::new();
         for (p, outcome) in results {
@@ -129,6 +139,43 @@ impl Running {
         }
         self.publish_view();
         announce(&mut self.con, &self.shared, &events).await;
+    }
+
+    /// Whether every replica connected to the master holds the leases
+    /// just won (and their epochs); if not, they are given back (a
+    /// promoted replica could hand their epochs out again) and false.
+    async fn confirm_acquired(&mut self, won: &[(PartitionId, Epoch)]) -> bool {
+        let t = self.shared.timings;
+        let mut replicas = 0;
+        let con = &mut self.con;
+        let confirmed = timed(t.op_timeout, "replication confirm", async {
+            replicas = replicas_connected(con).await?;
+            // Half the round-trip budget, so the answer comes back in it.
+            confirm_replicated(con, replicas, t.op_timeout / 2).await
+        })
+        .await;
+        match confirmed {
+            Ok(true) => return true,
+            Ok(false) => Noted::AcquireUnconfirmed {
+                partitions: won.len() as u64,
+                replicas,
+            }
+            .emit(&self.shared.counters),
+            Err(e) => self.note_error(&e),
+        }
+        // Given back at once rather than left to lapse; if this fails too,
+        // they lapse within the TTL.
+        let released = timed(
+            t.op_timeout,
+            "lease release",
+            self.scripts
+                .release(&mut self.con, &self.shared.keys, &self.shared.instance, won),
+        )
+        .await;
+        if let Err(e) = released {
+            debug!(error = %e, "giving back unconfirmed leases failed; they lapse");
+        }
+        false
     }
 
     pub(super) async fn start_handover(&mut self, partition: PartitionId, to: &InstanceId) {
