@@ -227,7 +227,9 @@ impl LeaseScripts {
 
 /// Replicas connected to the master behind `con` now (`INFO
 /// replication`'s `connected_slaves`; 0 on a replica-less server).
-pub async fn replicas_connected<C: ConnectionLike + Send>(con: &mut C) -> Result<u64, ClusterError> {
+pub async fn replicas_connected<C: ConnectionLike + Send>(
+    con: &mut C,
+) -> Result<u64, ClusterError> {
     let info: String = redis::cmd("INFO")
         .arg("replication")
         .query_async(con)
