@@ -1,6 +1,7 @@
 //! The chaos scenario harness: a private redis-server, `tickshard
 //! processor` processes (each optionally behind a [`Proxy`] to Redis or to
-//! the feed), a `feed-sim` recording its ground truth, a claims recorder
+//! the feed, or in a network namespace of its own, a [`Netns`]), a
+//! `feed-sim` recording its ground truth, a claims recorder
 //! on every processor and a lease watcher on Redis. A scenario starts the
 //! fleet, injects its faults, then [`Chaos::finish`] asserts exact results
 //! and clean ownership.
@@ -9,10 +10,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::claims::{Claims, LeaseWatcher};
+use super::fleet::tickshard_bin;
 use super::fleet::{
     assert_exact, read_truth, spawn_feed_with, spawn_tickshard, wait_all_owned, FeedArgs,
     ProcessorArgs, TruthRecord,
 };
+use super::netns::Netns;
 use super::procs::{get_text, Proc};
 use super::proxy::Proxy;
 use super::{RedisServer, RedisServerOptions};
@@ -33,6 +36,8 @@ pub struct Member {
     pub redis_proxy: Option<Proxy>,
     /// Proxy between this processor and the feed, if any.
     pub feed_proxy: Option<Proxy>,
+    /// The network namespace it runs in, if any.
+    pub netns: Option<Netns>,
 }
 
 /// A running scenario.
@@ -60,6 +65,20 @@ pub struct Via {
     pub redis_proxy: bool,
     /// Through a TCP proxy to the feed.
     pub feed_proxy: bool,
+    /// In a network namespace of its own, over a veth link (Redis must
+    /// listen beyond loopback: [`listening_everywhere`]).
+    pub netns: bool,
+}
+
+/// Redis options for a fleet with members in network namespaces: listening
+/// on every address, so the namespaces reach it over their links.
+pub fn listening_everywhere() -> RedisServerOptions {
+    RedisServerOptions {
+        extra_args: ["--bind", "0.0.0.0", "--protected-mode", "no"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..RedisServerOptions::default()
+    }
 }
 
 impl Chaos {
@@ -108,17 +127,30 @@ impl Chaos {
             true => Some(Proxy::start(self.feed_url.trim_start_matches("ws://")).await),
             false => None,
         };
+        let netns = via.netns.then(Netns::create);
         let m = Member {
-            proc: self.spawn_proc(id, redis_proxy.as_ref(), feed_proxy.as_ref()),
+            proc: self.spawn_proc(
+                id,
+                redis_proxy.as_ref(),
+                feed_proxy.as_ref(),
+                netns.as_ref(),
+            ),
             redis_proxy,
             feed_proxy,
+            netns,
         };
         self.claims.watch(&m.proc).await;
         self.members.push(m);
         self.members.len() - 1
     }
 
-    fn spawn_proc(&self, id: &str, redis: Option<&Proxy>, feed: Option<&Proxy>) -> Proc {
+    fn spawn_proc(
+        &self,
+        id: &str,
+        redis: Option<&Proxy>,
+        feed: Option<&Proxy>,
+        netns: Option<&Netns>,
+    ) -> Proc {
         let redis_url = match redis {
             Some(p) => format!("redis://{}/", p.addr()),
             None => self.redis.url(),
@@ -129,14 +161,33 @@ impl Chaos {
         };
         let args = ProcessorArgs::new(&redis_url, id)
             .cluster(&self.ns)
+            .lease_ms(self.lease_ms);
+        let Some(netns) = netns else {
+            return spawn_tickshard(id, args.feed(&feed_url), &[]);
+        };
+        // Everything through the link: the servers at the host end's
+        // address, the HTTP server on the namespace's own.
+        let on_host = |url: &str| url.replace("127.0.0.1", netns.host_ip());
+        let args = ProcessorArgs::new(&on_host(&redis_url), id)
+            .cluster(&self.ns)
             .lease_ms(self.lease_ms)
-            .feed(&feed_url);
-        spawn_tickshard(id, args, &[])
+            .feed(&on_host(&feed_url))
+            .http(&format!("{}:0", netns.ip()))
+            // Off loopback, on a link only this test uses.
+            .raw(["--insecure"]);
+        let (program, all) = netns.command(&tickshard_bin(), &args.build());
+        Proc::spawn(id, program, &all, &[("RUST_LOG", "info")])
     }
 
     /// Starts the feed (with `--record`, `--redis` and `--cluster` added).
     pub fn start_feed(&mut self, args: &[&str]) {
-        let listen = self.feed_url.trim_start_matches("ws://");
+        let loopback = self.feed_url.trim_start_matches("ws://");
+        // Members in namespaces reach the feed at their link's host end.
+        let everywhere = loopback.replace("127.0.0.1", "0.0.0.0");
+        let listen = match self.members.iter().any(|m| m.netns.is_some()) {
+            true => everywhere.as_str(),
+            false => loopback,
+        };
         self.feed = Some(spawn_feed_with(
             FeedArgs::new(listen)
                 .raw(args)
@@ -216,6 +267,7 @@ impl Chaos {
             &id,
             self.members[i].redis_proxy.as_ref(),
             self.members[i].feed_proxy.as_ref(),
+            self.members[i].netns.as_ref(),
         );
         let old = std::mem::replace(&mut self.members[i].proc, fresh);
         self.retired.push(old);

@@ -74,6 +74,7 @@ pub async fn wait_subscribers(
 
 pub mod chaos;
 pub mod claims;
+pub mod netns;
 pub mod procs;
 pub mod proxy;
 
