@@ -273,5 +273,8 @@ fn query<T: redis::FromRedisValue>(
     let mut conn = client
         .get_connection_with_timeout(Duration::from_secs(2))
         .map_err(wrap)?;
+    // A paused node must not hang the caller.
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(wrap)?;
     cmd.query(&mut conn).map_err(wrap)
 }

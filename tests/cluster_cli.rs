@@ -148,6 +148,47 @@ async fn a_namespace_of_an_older_key_schema_is_refused() {
         .await
         .unwrap();
     assert!(!created, "nothing is written to a refused namespace");
+    // A namespace of this version marks the old config key with its
+    // schema, which an older version reads first and refuses.
+    let fresh = Keys::new("fresh");
+    let p = Proc::spawn(
+        "p1",
+        bin(),
+        &[
+            "processor",
+            "--redis",
+            &server.url(),
+            "--cluster",
+            "fresh",
+            "--feed",
+            "ws://127.0.0.1:9",
+            "--id",
+            "p1",
+            "--http",
+            "127.0.0.1:0",
+        ]
+        .map(str::to_owned),
+        &[],
+    );
+    wait_until(
+        Duration::from_secs(15),
+        "the mark on the old config key",
+        || {
+            let mut con = con.clone();
+            let key = fresh.legacy_config();
+            async move {
+                let mark: Option<String> = redis::cmd("HGET")
+                    .arg(key)
+                    .arg("schema")
+                    .query_async(&mut con)
+                    .await
+                    .unwrap_or(None);
+                mark.as_deref() == Some(SCHEMA)
+            }
+        },
+    )
+    .await;
+    p.kill9();
     // A config of this layout with another schema number is refused too.
     let _: () = redis::cmd("DEL")
         .arg(keys.legacy_config())

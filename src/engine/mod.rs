@@ -288,7 +288,14 @@ impl Engine {
         };
         self.held -= held.len();
         for (symbol, state) in states {
-            self.symbols.insert(symbol, Entry::new(p, state));
+            // A symbol already in memory (listed twice) gives up its old
+            // entry wholly: its held ticks, outputs and marks.
+            if let Some(old) = self.symbols.insert(symbol, Entry::new(p, state)) {
+                self.held -= old.state.pending_len();
+                self.outputs -= old.state.outputs.len();
+                self.dirty.0.remove(&symbol);
+                self.gappy.0.remove(&symbol);
+            }
         }
         Some(held.into_iter().map(|t| self.offer(p, t, now)).collect())
     }

@@ -127,6 +127,10 @@ impl Chaos {
             true => Some(Proxy::start(self.feed_url.trim_start_matches("ws://")).await),
             false => None,
         };
+        assert!(
+            !(via.netns && (via.redis_proxy || via.feed_proxy)),
+            "a member in a network namespace goes through no proxy (the proxies listen on loopback)"
+        );
         let netns = via.netns.then(Netns::create);
         let m = Member {
             proc: self.spawn_proc(

@@ -97,7 +97,9 @@ impl Timings {
 
 /// Creates `{ns}:{cluster}:config` if absent, then checks that it
 /// matches; a namespace an older version created (its config still at
-/// `{ns}:config`) is refused before anything is written.
+/// `{ns}:config`) is refused before anything is written. It also marks
+/// `{ns}:config` with `schema 3`, which an older version meets first and
+/// refuses, so old and new instances never run side by side.
 pub async fn ensure_config<C: ConnectionLike + Send>(
     con: &mut C,
     keys: &ClusterKeys,
@@ -114,6 +116,8 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
         .ignore()
         .hset_nx(&key, "schema", SCHEMA)
         .ignore()
+        .hset_nx(keys.legacy_config(), "schema", SCHEMA)
+        .ignore()
         .hget(&key, "partitions")
         .hget(&key, "schema")
         .query_async(con)
@@ -124,7 +128,9 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
 }
 
 /// Refuses a namespace created before key schema 3, whose config is still
-/// `{ns}:config` (a config without a `schema` field is schema 1's).
+/// `{ns}:config` (a config without a `schema` field is schema 1's); one
+/// holding this schema is the mark [`ensure_config`] leaves for older
+/// versions.
 pub async fn refuse_legacy<C: ConnectionLike + Send>(
     con: &mut C,
     keys: &ClusterKeys,
@@ -136,7 +142,7 @@ pub async fn refuse_legacy<C: ConnectionLike + Send>(
         .query_async(con)
         .await
         .map_err(ClusterError::redis("config"))?;
-    if !exists {
+    if !exists || schema.as_deref() == Some(SCHEMA) {
         return Ok(());
     }
     Err(ClusterError::SchemaMismatch {

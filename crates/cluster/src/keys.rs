@@ -81,7 +81,8 @@ impl ClusterKeys {
     }
 
     /// `{ns}:config`, where versions before key schema 3 kept the config:
-    /// present only in a namespace such a version created.
+    /// a namespace such a version created has one; this version marks it
+    /// with `schema 3`, so that an older version refuses the namespace.
     pub fn legacy_config(&self) -> String {
         self.named("config")
     }

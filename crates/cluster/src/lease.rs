@@ -225,19 +225,37 @@ impl LeaseScripts {
     }
 }
 
-/// Replicas connected to the master behind `con` now (`INFO
-/// replication`'s `connected_slaves`; 0 on a replica-less server).
+/// Replicas of the master behind `con` that are in sync now: its `INFO
+/// replication` lines `slave<n>:...,state=online,...` (0 on a replica-less
+/// server). A replica still making its first copy is not counted. A user
+/// whose ACL forbids `INFO` cannot tell: 0, with a warning, as the
+/// eviction check does.
 pub async fn replicas_connected<C: ConnectionLike + Send>(
     con: &mut C,
 ) -> Result<u64, ClusterError> {
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(con)
-        .await
-        .map_err(ClusterError::redis("replication info"))?;
-    Ok(crate::eviction::info_field(&info, "connected_slaves")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+    let info: String = match redis::cmd("INFO").arg("replication").query_async(con).await {
+        Ok(info) => info,
+        Err(e) if e.code() == Some("NOPERM") => {
+            tracing::warn!(error = %e, "cannot read INFO replication; leases are not confirmed on replicas");
+            return Ok(0);
+        }
+        Err(e) => return Err(ClusterError::redis("replication info")(e)),
+    };
+    Ok(online_replicas(&info))
+}
+
+/// The replicas in `state=online` among `INFO replication`'s lines.
+fn online_replicas(info: &str) -> u64 {
+    info.lines()
+        .filter(|l| {
+            l.strip_prefix("slave")
+                .and_then(|rest| rest.split_once(':'))
+                .is_some_and(|(n, fields)| {
+                    n.bytes().all(|b| b.is_ascii_digit())
+                        && fields.split(',').any(|f| f == "state=online")
+                })
+        })
+        .count() as u64
 }
 
 /// Waits (`WAIT`) until `replicas` replicas hold every write made on `con`
@@ -266,6 +284,17 @@ fn protocol(op: &'static str, detail: String) -> ClusterError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_replicas_in_sync_count() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:3\r\n\
+                    slave0:ip=127.0.0.1,port=7001,state=online,offset=42,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0\r\n\
+                    slave2:ip=127.0.0.1,port=7003,state=online,offset=42,lag=1\r\n\
+                    slave_read_repl_offset:1\r\nmaster_repl_offset:42\r\n";
+        assert_eq!(online_replicas(info), 2);
+        assert_eq!(online_replicas("role:master\r\nconnected_slaves:0\r\n"), 0);
+    }
 
     #[test]
     fn lease_values_round_trip_and_reject_garbage() {
