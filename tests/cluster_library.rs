@@ -628,22 +628,36 @@ async fn a_lease_the_replicas_do_not_confirm_is_given_back_and_never_acted_on() 
         Duration::from_secs(10),
         "the replica is in sync",
         || async {
+            // Online on the master's side too: it puts a replica online
+            // at its first acknowledgement after the copy.
             replication(&replica)
                 .await
                 .contains("master_link_status:up")
-                && replication(&master).await.contains("connected_slaves:1")
+                && replication(&master).await.contains("state=online")
         },
     )
     .await;
     // A stopped replica stays connected but acknowledges nothing: no lease
     // can be confirmed.
+    // Every event on partition 0's lease key: a lease set with its TTL is
+    // an `expire`, one given back a `del`, one left to lapse an `expired`.
+    let mut con = connect(&master).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "notify-keyspace-events", "Kgx"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let client = redis::Client::open(master.url()).unwrap();
+    let mut ps = client.get_async_pubsub().await.unwrap();
+    ps.subscribe(format!("__keyspace@0__:{}", lib().lease(PartitionId(0))))
+        .await
+        .unwrap();
+    let mut lease_events = ps.into_on_message();
+
     replica.pause().unwrap();
-    // A lease TTL of 10 s: the leases of the first round cannot lapse
-    // before 10 s, so a second round winning them within 9 s shows that
-    // they were given back.
-    let a = start(&master, "a", 10_000).await;
+    let a = start(&master, "a", 1000).await;
     wait_until(
-        Duration::from_secs(9),
+        Duration::from_secs(20),
         "two rounds of acquisitions are not confirmed",
         || async { a.handle.metrics().acquisitions_unconfirmed >= 2 * P as u64 },
     )
@@ -654,6 +668,20 @@ async fn a_lease_the_replicas_do_not_confirm_is_given_back_and_never_acted_on() 
         a.seen.lock().unwrap()
     );
     assert_eq!(owned(&a), 0);
+    // Given back, not left to lapse: the first lease on partition 0 is
+    // deleted, not expired.
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let msg = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::StreamExt::next(&mut lease_events),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        events.push(msg.get_payload::<String>().unwrap());
+    }
+    assert_eq!(events, ["expire", "del"], "partition 0's lease: {events:?}");
 
     replica.resume().unwrap();
     wait_until(
