@@ -242,6 +242,33 @@ impl Chaos {
         Some(tickshard_testkit::exposition::counter(&body, name, &[]))
     }
 
+    /// Asserts that member `i`, cut off while it held `held_before`,
+    /// stopped on its own lease clock (logged `lease lost` for each of
+    /// them) or had writes refused by the fence.
+    pub async fn assert_fenced(&self, i: usize, held_before: &[u32]) {
+        let m = &self.members[i];
+        let log = m.proc.log();
+        let fenced = self
+            .counter_of(m, "tickshard_fenced_rejected_total")
+            .await
+            .expect("the cut-off member answers /metrics again");
+        let lost_logged = held_before.iter().all(|p| {
+            log.lines()
+                .any(|l| l.contains("lease lost") && l.contains(&format!("partition={p} ")))
+        });
+        eprintln!(
+            "[{}] {} held {} partitions; lost-lease logged for all: {lost_logged}; fenced writes rejected: {fenced}",
+            self.ns,
+            m.proc.name,
+            held_before.len()
+        );
+        assert!(
+            lost_logged || fenced > 0,
+            "no sign of the fence on {} (held {held_before:?})\n{log}",
+            m.proc.name
+        );
+    }
+
     /// SIGKILLs member `i` and waits for it to die.
     pub fn kill9(&mut self, i: usize) {
         self.claims.unwatch(&self.members[i].proc);
