@@ -38,8 +38,11 @@ fn bench_flush(c: &mut Criterion) {
     let keys = Keys::new("bench");
     let id: InstanceId = "p1".parse().unwrap();
     let store = rt.block_on(async {
-        let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+        let config = tickshard::redis_conn::RedisConfig::new(server.url());
+        let opts = tickshard::cluster::ConnOptions::default();
+        let mut conn = tickshard::cluster::RedisConn::connect(&config, &opts)
+            .await
+            .unwrap();
         let _: () = redis::cmd("SET")
             .arg(keys.lease(P))
             .arg(format!("{id}:1"))

@@ -10,7 +10,7 @@
 
 use std::ops::Deref;
 
-pub use tickshard_cluster::keys::{scan_matching, ClusterKeys};
+pub use tickshard_cluster::keys::ClusterKeys;
 
 use crate::tick::{PartitionId, Symbol};
 

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::cluster::{Cluster, ClusterError, ClusterOptions, ConnOptions, RedisConn};
 use crate::config::ProcessorArgs;
 use crate::engine::{EngineConfig, GapPolicy};
 use crate::http::{self, DataState};
@@ -64,6 +64,9 @@ pub enum ProcessorError {
     /// A Redis connection for the store could not be made.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A Redis connection could not be opened.
+    #[error("redis: {0}")]
+    Connect(#[from] crate::cluster::ConnectError),
     /// The operators are misconfigured.
     #[error("operators: {0}")]
     Operator(#[from] OperatorError),
@@ -160,14 +163,12 @@ pub async fn run_with(
     .await?;
     tracing::info!(instance = %instance, addr = %http_addr, exposure = ?exposure, "http listening");
 
-    let client = redis.client()?;
-    let conn = redis::aio::ConnectionManager::new(client).await?;
+    let conn = RedisConn::connect(&redis, &ConnOptions::default()).await?;
     // The store has a connection of its own: its flush scripts never queue
     // behind the stats messages, nor those behind a flush.
-    let store_conn = redis::aio::ConnectionManager::new_with_config(
-        redis.client()?,
-        redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(crate::store::FLUSH_RESPONSE_TIMEOUT)),
+    let store_conn = RedisConn::connect(
+        &redis,
+        &ConnOptions::default().with_response_timeout(crate::store::FLUSH_RESPONSE_TIMEOUT),
     )
     .await?;
     tracing::info!(operators = ?operators, "operators");
@@ -234,7 +235,7 @@ pub async fn run_with(
     let live = {
         let metrics = metrics.clone();
         crate::live::LiveHub::start(
-            redis.client()?,
+            redis.clone(),
             keys.clone(),
             Some(args.partitions),
             Arc::new(move |what, detail| {

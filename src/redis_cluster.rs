@@ -41,8 +41,8 @@ pub enum RedisClusterError {
         /// The binary that was looked for.
         binary: String,
     },
-    /// `redis-cli --cluster create` failed.
-    #[error("redis-cli --cluster create failed: {0}")]
+    /// A `redis-cli --cluster` command (create, reshard) failed.
+    #[error("redis-cli --cluster failed: {0}")]
     Create(String),
     /// The cluster did not become ready in time.
     #[error("the cluster did not reach cluster_state:ok within {waited:?}: {detail}")]
@@ -75,37 +75,50 @@ pub enum Role {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    cli: std::path::PathBuf,
 }
 
 impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each and waits
     /// until the cluster is ready (at most 30 s).
     pub fn start(masters: usize, replicas: usize) -> Result<Self, RedisClusterError> {
+        Self::start_with(masters, replicas, RedisServerOptions::default())
+    }
+
+    /// As [`RedisCluster::start`], every node started with `options`
+    /// (their `extra_args` come after the cluster's own).
+    pub fn start_with(
+        masters: usize,
+        replicas: usize,
+        options: RedisServerOptions,
+    ) -> Result<Self, RedisClusterError> {
         let cli = find_program(REDIS_CLI_ENV, "redis-cli")
             .map_err(|binary| RedisClusterError::CliNotFound { binary })?;
         let mut nodes = Vec::with_capacity(masters * (1 + replicas));
         for _ in 0..masters * (1 + replicas) {
+            let mut extra_args: Vec<String> = vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                "nodes.conf".into(),
+                "--cluster-node-timeout".into(),
+                NODE_TIMEOUT_MS.to_string(),
+                // The bus port is chosen like the client port, not
+                // left at port + 10000, which may be taken.
+                "--cluster-port".into(),
+                free_port().map_err(RedisServerError::Io)?.to_string(),
+                // A replica's first sync starts at once, not after the
+                // default 5 s wait for more replicas.
+                "--repl-diskless-sync-delay".into(),
+                "0".into(),
+            ];
+            extra_args.extend(options.extra_args.iter().cloned());
             nodes.push(RedisServer::start_with(RedisServerOptions {
-                extra_args: vec![
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    "--cluster-config-file".into(),
-                    "nodes.conf".into(),
-                    "--cluster-node-timeout".into(),
-                    NODE_TIMEOUT_MS.to_string(),
-                    // The bus port is chosen like the client port, not
-                    // left at port + 10000, which may be taken.
-                    "--cluster-port".into(),
-                    free_port().map_err(RedisServerError::Io)?.to_string(),
-                    // A replica's first sync starts at once, not after the
-                    // default 5 s wait for more replicas.
-                    "--repl-diskless-sync-delay".into(),
-                    "0".into(),
-                ],
-                ..Default::default()
+                extra_args,
+                ..options.clone()
             })?);
         }
-        let out = Command::new(cli)
+        let out = Command::new(&cli)
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
@@ -121,7 +134,7 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, cli };
         cluster.wait_ready(Duration::from_secs(30))?;
         Ok(cluster)
     }
@@ -247,6 +260,38 @@ impl RedisCluster {
             }
         }
         Ok(None)
+    }
+
+    /// Node `i`'s cluster node id.
+    pub fn node_id(&self, i: usize) -> Result<String, RedisClusterError> {
+        query(&self.nodes[i], redis::cmd("CLUSTER").arg("MYID"))
+    }
+
+    /// Moves the first `slots` slots of master `from` to master `to`
+    /// with `redis-cli --cluster reshard` (keys and all), while clients
+    /// keep working.
+    pub fn reshard(&self, from: usize, to: usize, slots: u16) -> Result<(), RedisClusterError> {
+        let out = Command::new(&self.cli)
+            .arg("--cluster")
+            .arg("reshard")
+            .arg(format!("127.0.0.1:{}", self.nodes[from].port()))
+            .arg("--cluster-from")
+            .arg(self.node_id(from)?)
+            .arg("--cluster-to")
+            .arg(self.node_id(to)?)
+            .arg("--cluster-slots")
+            .arg(slots.to_string())
+            .arg("--cluster-yes")
+            .output()
+            .map_err(RedisServerError::Io)?;
+        if !out.status.success() {
+            return Err(RedisClusterError::Create(format!(
+                "reshard: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
     }
 
     /// The hash slot of `key`, as the cluster computes it.

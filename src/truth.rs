@@ -15,6 +15,7 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::RedisConn;
 use crate::keys::Keys;
 use crate::tick::{Symbol, Tick};
 use crate::totals::SymbolTotals;
@@ -248,15 +249,15 @@ impl Comparison {
 /// longer than a connection's response timeout on a busy machine.
 const READ_CHUNK: usize = 2_000;
 
-/// Reads every symbol state hash (`{ns}:*:sym:*`, found with SCAN), in
-/// pipelines of 2,000 hashes.
-pub async fn read_stored(
-    conn: &mut redis::aio::MultiplexedConnection,
-    keys: &Keys,
-) -> redis::RedisResult<StoredState> {
-    let names = crate::keys::scan_matching(conn, &keys.sym_pattern()).await?;
+/// Reads every symbol state hash (`{ns}:*:sym:*`, found with SCAN on
+/// every master), in pipelines of up to 2,000 hashes of one hash slot.
+pub async fn read_stored(conn: &mut RedisConn, keys: &Keys) -> redis::RedisResult<StoredState> {
+    let mut names = conn.scan_matching(&keys.sym_pattern()).await?;
+    // Grouped by partition (one slot each), so each pipeline keeps to one.
+    names.sort_by_key(|n| hash_tag(n).map(str::to_owned));
     let mut out = BTreeMap::new();
-    for chunk in names.chunks(READ_CHUNK) {
+    let groups = names.chunk_by(|a, b| hash_tag(a) == hash_tag(b));
+    for chunk in groups.flat_map(|g| g.chunks(READ_CHUNK)) {
         let mut pipe = redis::pipe();
         for n in chunk {
             pipe.hgetall(n);
@@ -270,6 +271,13 @@ pub async fn read_stored(
         );
     }
     Ok(out)
+}
+
+/// The hash tag of a key name (between its first `{` and the next `}`).
+fn hash_tag(name: &str) -> Option<&str> {
+    let open = name.find('{')?;
+    let len = name[open + 1..].find('}')?;
+    Some(&name[open + 1..open + 1 + len])
 }
 
 #[cfg(test)]

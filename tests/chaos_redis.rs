@@ -125,7 +125,7 @@ async fn redis_restarted_with_aof_mid_stream_loses_nothing() {
     // The fault: SIGKILL redis-server and start it again on the same port
     // and directory; `appendfsync always` keeps every acknowledged write.
     let t0 = Instant::now();
-    c.redis.restart().unwrap();
+    c.redis.server().restart().unwrap();
     eprintln!("[aof] redis back after {:?}", t0.elapsed());
     c.reconnect().await;
     // Processing resumes: more ticks applied, every partition owned again.
@@ -175,7 +175,7 @@ async fn redis_unreachable_for_ten_seconds_pauses_processing_and_loses_nothing()
     // The fault: Redis frozen (SIGSTOP) for 10 s; connections stay open and
     // nothing is answered.
     let t0 = Instant::now();
-    c.redis.pause().unwrap();
+    c.redis.server().pause().unwrap();
     // Every local lease lapses within a TTL; after that nothing is applied.
     tokio::time::sleep(Duration::from_millis(2 * LEASE_MS)).await; // part of the 10 s fault
     let applied_mid = c.sum_counter("tickshard_applied_total").await;
@@ -186,7 +186,7 @@ async fn redis_unreachable_for_ten_seconds_pauses_processing_and_loses_nothing()
         "ticks were applied while Redis was unreachable and every lease had lapsed"
     );
     tokio::time::sleep_until((t0 + Duration::from_secs(10)).into()).await; // end of the fault
-    c.redis.resume().unwrap();
+    c.redis.server().resume().unwrap();
     eprintln!("[frozen] redis resumed after {:?}", t0.elapsed());
     let t1 = Instant::now();
     support::wait_until(Duration::from_secs(20), "processing resumes", || async {

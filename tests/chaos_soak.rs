@@ -122,10 +122,10 @@ async fn soak_random_faults_stay_exact_with_bounded_memory() {
                     c.restart(i).await;
                 }
                 Fault::RedisPause => {
-                    c.redis.pause().unwrap();
+                    c.redis.server().pause().unwrap();
                     // The fault: Redis frozen for 3 s.
                     tokio::time::sleep(Duration::from_secs(3)).await;
-                    c.redis.resume().unwrap();
+                    c.redis.server().resume().unwrap();
                 }
             }
             let line = match fault {

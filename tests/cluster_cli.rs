@@ -257,28 +257,6 @@ async fn a_redis_that_may_evict_is_refused_unless_allowed() {
 }
 
 #[tokio::test]
-async fn a_redis_cluster_node_is_refused_with_one_clear_line() {
-    let server = support::redis_with(support::RedisServerOptions {
-        extra_args: vec!["--cluster-enabled".into(), "yes".into()],
-        ..Default::default()
-    });
-    let url = server.url();
-    let (code, err) = run_processor(&["--redis", &url]);
-    assert_eq!(code, Some(1), "{err}");
-    assert_one_clear_line(&err, "is a Redis Cluster node");
-    assert!(err.contains("standalone Redis"), "names the fix: {err}");
-    // The dashboard says the same.
-    let out = Command::new(bin())
-        .args(["dashboard", "--redis", &url, "--listen", "127.0.0.1:0"])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run tickshard dashboard");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("is a Redis Cluster node"), "{err}");
-}
-
-#[tokio::test]
 async fn a_live_duplicate_id_refuses_to_start() {
     let server = redis();
     let url = server.url();

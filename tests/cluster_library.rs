@@ -27,8 +27,8 @@ fn lib() -> ClusterKeys {
 }
 
 /// The registered members (`ZRANGE {ns}:{cluster}:members 0 -1`).
-async fn registered(
-    con: &mut redis::aio::MultiplexedConnection,
+async fn registered<C: redis::aio::ConnectionLike + Send>(
+    con: &mut C,
 ) -> redis::RedisResult<Vec<String>> {
     redis::cmd("ZRANGE")
         .arg(lib().members())

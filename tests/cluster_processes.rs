@@ -27,7 +27,7 @@ fn processor(server: &RedisServer, id: &str, extra: &[&str]) -> Proc {
     spawn_tickshard(id, args, &[])
 }
 
-async fn owners(con: &mut redis::aio::MultiplexedConnection) -> Owners {
+async fn owners(con: &mut tickshard::cluster::RedisConn) -> Owners {
     let keys = Keys::new(DEFAULT_NAMESPACE).all_leases(P as u32);
     let vals: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&keys)

@@ -125,7 +125,7 @@ async fn preview_with_fake_cluster() {
     })
     .collect();
 
-    let publish_event = |conn: &mut redis::aio::MultiplexedConnection, ev: String| {
+    let publish_event = |conn: &mut tickshard::cluster::RedisConn, ev: String| {
         let mut conn = conn.clone();
         let ch = keys.events();
         async move {

@@ -54,7 +54,7 @@ async fn frame_where(
 
 /// Sets P, the members (heartbeat 60 s ahead) and the leases: even
 /// partitions to p1 (epoch 3), odd ones to p2 (epoch 5).
-async fn seed_cluster(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys) {
+async fn seed_cluster(conn: &mut tickshard::cluster::RedisConn, keys: &Keys) {
     let _: () = conn
         .hset_multiple(
             keys.config(),
@@ -127,7 +127,7 @@ fn spawn_manual_instance(
 
 /// p1's stats through the real publisher, with a task recording samples.
 fn spawn_published_instance(
-    conn: redis::aio::ConnectionManager,
+    conn: tickshard::cluster::RedisConn,
     keys: Keys,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -184,11 +184,7 @@ async fn snapshot_merges_two_instances_and_survives_garbage_and_stuck_clients() 
     let dash = start_dashboard(&redis.url(), None, &shutdown).await;
     let addr = dash.local_addr();
 
-    let manager = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection_manager()
-        .await
-        .unwrap();
+    let manager = support::connect(&redis).await;
     let mut tasks = spawn_published_instance(manager, keys.clone(), stop.clone());
     tasks.push(spawn_manual_instance(
         redis.url(),

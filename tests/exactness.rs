@@ -19,7 +19,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 struct Run {
     redis: support::RedisServer,
-    conn: redis::aio::MultiplexedConnection,
+    conn: tickshard::cluster::RedisConn,
     feed: Proc,
     feed_url: String,
     procs: Vec<Proc>,
@@ -93,7 +93,7 @@ impl Run {
 
 /// Waits until the `n` processors hold ⌊64/n⌋ or ⌈64/n⌉ partitions each:
 /// the assignment has settled and no lease moves until something changes.
-async fn wait_balanced(conn: &redis::aio::MultiplexedConnection, ns: &str, n: usize) {
+async fn wait_balanced(conn: &tickshard::cluster::RedisConn, ns: &str, n: usize) {
     support::wait_until(Duration::from_secs(20), "a balanced assignment", || {
         let conn = conn.clone();
         async move {

@@ -53,7 +53,7 @@ fn file_ticks(path: &str) -> Vec<Tick> {
 /// One stream's entries as (id, fields).
 type Entries = Vec<(String, BTreeMap<String, String>)>;
 
-async fn read_stream(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Entries {
+async fn read_stream(conn: &mut tickshard::cluster::RedisConn, key: &str) -> Entries {
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(key).await.unwrap();
     reply
         .ids
@@ -74,7 +74,7 @@ async fn read_stream(conn: &mut redis::aio::MultiplexedConnection, key: &str) ->
 struct Fixture {
     redis: support::RedisServer,
     url: String,
-    conn: redis::aio::MultiplexedConnection,
+    conn: tickshard::cluster::RedisConn,
     keys: Keys,
     truth_path: std::path::PathBuf,
     _dir: tempfile::TempDir,

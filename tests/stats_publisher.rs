@@ -51,7 +51,7 @@ async fn publishes_interval_snapshots_until_shutdown() {
     config.interval = Duration::from_millis(100);
     config.hot_symbols = 3;
     let shutdown = CancellationToken::new();
-    let conn = client.get_connection_manager().await.unwrap();
+    let conn = support::connect_url(&redis.url()).await.unwrap();
     metrics.counters.ticks_in.add(10);
     for v in [100, 200, 300] {
         metrics.e2e_us.record_us(v);

@@ -63,8 +63,7 @@ fn aapl() -> Symbol {
 }
 
 async fn store_for(server: &support::RedisServer, id: &str) -> Store {
-    let client = redis::Client::open(server.url()).unwrap();
-    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let conn = support::connect(server).await;
     Store::new(conn, keys(), id.parse::<InstanceId>().unwrap(), operators())
 }
 

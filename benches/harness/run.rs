@@ -155,6 +155,12 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
         .map_err(|e| e.to_string())?;
     // Reading 100,000 stored symbols on a busy machine outlasts the default.
     conn.set_response_timeout(Duration::from_secs(10));
+    let mut store_reader = tickshard::cluster::RedisConn::connect(
+        &tickshard::redis_conn::RedisConfig::new(url.as_str()),
+        &tickshard::cluster::ConnOptions::default().with_response_timeout(Duration::from_secs(10)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let shutdown = CancellationToken::new();
     let _stop_tasks = shutdown.clone().drop_guard();
     let collector = StatsCollector::start(&url, &keys, shutdown.clone())
@@ -302,7 +308,7 @@ async fn run_inner(build: &Build, sc: &Scenario, dir: &Path) -> Result<ScenarioR
     let deadline = Instant::now() + settle;
     let last = loop {
         let read_start = Instant::now();
-        let stored = read_stored(&mut conn, &keys)
+        let stored = read_stored(&mut store_reader, &keys)
             .await
             .map_err(|e| format!("reading state: {e}"))?;
         let cmp = truth.compare(&stored);

@@ -4,6 +4,7 @@
 
 use std::num::NonZeroU32;
 
+use tickshard::cluster::{ConnOptions, RedisConn};
 use tickshard::keys::Keys;
 use tickshard::tick::Symbol;
 use tickshard::truth::{read_stored, TruthRecord};
@@ -15,9 +16,8 @@ pub(crate) async fn self_check(url: &str) -> Result<(), String> {
     let text = include_str!("../fixtures/truth_small.json");
     let truth = TruthRecord::parse(text).map_err(|e| format!("ground truth: {e}"))?;
     let keys = Keys::new("selfcheck");
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
+    let config = tickshard::redis_conn::RedisConfig::new(url);
+    let mut conn = RedisConn::connect(&config, &ConnOptions::default())
         .await
         .map_err(|e| e.to_string())?;
     let hset = |sym: &str, fields: Vec<(&'static str, String)>| {
@@ -43,7 +43,7 @@ pub(crate) async fn self_check(url: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let read = |mut c: redis::aio::MultiplexedConnection| {
+    let read = |mut c: RedisConn| {
         let keys = keys.clone();
         async move { read_stored(&mut c, &keys).await.map_err(|e| e.to_string()) }
     };

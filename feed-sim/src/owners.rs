@@ -28,6 +28,7 @@ pub async fn connect(
 ) -> Result<(Observer, OwnershipMap), ClusterError> {
     let observer = Observer::new(redis, keys.cluster().clone())?;
     let mut conn = observer.connect().await?;
+    tracing::info!(redis = %redis.redacted_url(), deployment = %conn.deployment(), "owner-aware: connected to Redis");
     let map = observer.read(&mut conn).await?;
     Ok((observer, map))
 }

@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::clock::now_ms;
+use crate::cluster::{ConnOptions, ConnectError, RedisConn};
 use crate::config::DashboardArgs;
 use crate::http::auth::{check_exposure, require_token, AuthToken, ExposureError};
 use crate::keys::Keys;
@@ -209,26 +210,20 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Dashboard, DashboardError> {
     check_exposure(config.listen, config.auth_token.as_ref(), config.insecure)?;
+    // The events and stats are cluster-wide channels: any node's will do.
     let client = config.redis.client()?;
-    // Fail fast with the real reason (a connection manager would retry).
-    let probe = async {
-        let mut c = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut c).await?;
-        Ok::<_, redis::RedisError>(c)
-    };
-    match tokio::time::timeout(Duration::from_secs(5), probe).await {
-        Ok(Ok(mut c)) => {
-            crate::cluster::cluster_mode::refuse(&mut c, &config.redis.redacted_url()).await?;
+    // Fail fast with the real reason.
+    let opts = ConnOptions::default();
+    let connect = RedisConn::connect(&config.redis, &opts);
+    let conn = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(ConnectError::Config(e))) => return Err(e.into()),
+        Ok(Err(ConnectError::Redis(e))) => {
+            return Err(DashboardError::RedisUnreachable(e.to_string()))
         }
-        Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
         Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
-    }
-    let conn =
-        match tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager()).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(DashboardError::RedisUnreachable(e.to_string())),
-            Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
-        };
+    };
+    info!(redis = %config.redis.redacted_url(), deployment = %conn.deployment(), "dashboard connected to Redis");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| DashboardError::Bind {
@@ -256,7 +251,7 @@ pub async fn start(
     let (frames_tx, frames_rx) = watch::channel(Utf8Bytes::from(empty));
     let clients = Arc::new(AtomicU64::new(0));
     let live = crate::live::LiveHub::start(
-        client.clone(),
+        config.redis.clone(),
         config.keys.clone(),
         None,
         Arc::new(|what, detail| tracing::warn!(?what, detail, "bad live input")),

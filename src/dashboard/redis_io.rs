@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::cluster::RedisConn;
 use crate::dashboard::aggregate::PollResult;
 use crate::keys::Keys;
 use crate::tick::{InstanceId, PartitionId};
@@ -156,7 +156,7 @@ async fn session(
 
 /// Reads the config, members and leases every `every` until `shutdown`.
 pub async fn run_poller(
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     keys: Keys,
     every: Duration,
     tx: mpsc::Sender<Input>,
@@ -203,11 +203,9 @@ pub async fn run_poller(
 }
 
 /// One poll: `TIME`, P from the config, the members with their expiry and
-/// `http` address, and every lease (one `MGET`).
-pub async fn poll_once(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-) -> redis::RedisResult<PollResult> {
+/// `http` address (the cluster-wide keys' slot), and every lease
+/// ([`RedisConn::mget`]).
+pub async fn poll_once(conn: &mut RedisConn, keys: &Keys) -> redis::RedisResult<PollResult> {
     type Head = ((u64, u64), Option<u32>, Vec<(String, f64)>);
     let ((secs, micros), partitions, members): Head = redis::pipe()
         .cmd("TIME")
@@ -220,25 +218,19 @@ pub async fn poll_once(
         .iter()
         .filter_map(|(id, _)| id.parse::<InstanceId>().ok().map(|i| (id.clone(), i)))
         .collect();
-    let mut pipe = redis::pipe();
+    let mut leases = Vec::new();
     if let Some(p) = partitions.filter(|p| *p > 0) {
         let lease_keys: Vec<String> = (0..p).map(|i| keys.lease(PartitionId(i))).collect();
-        pipe.cmd("MGET").arg(lease_keys);
+        leases = conn.mget(&lease_keys).await?;
     }
-    for (_, id) in &ids {
-        pipe.hget(keys.member(id), "http");
-    }
-    let mut leases = Vec::new();
     let mut member_http = BTreeMap::new();
-    if partitions.is_some_and(|p| p > 0) || !ids.is_empty() {
-        let values: Vec<redis::Value> = pipe.query_async(conn).await?;
-        let mut it = values.into_iter();
-        if partitions.is_some_and(|p| p > 0) {
-            if let Some(v) = it.next() {
-                leases = redis::from_redis_value::<Vec<Option<String>>>(v)?;
-            }
+    if !ids.is_empty() {
+        let mut pipe = redis::pipe();
+        for (_, id) in &ids {
+            pipe.hget(keys.member(id), "http");
         }
-        for ((id, _), v) in ids.iter().zip(it) {
+        let values: Vec<redis::Value> = pipe.query_async(conn).await?;
+        for ((id, _), v) in ids.iter().zip(values) {
             if let Ok(Some(http)) = redis::from_redis_value::<Option<String>>(v) {
                 member_http.insert(id.clone(), http);
             }

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{ClientMessage, LiveOutput, Published, StateFields};
+use crate::cluster::{ConnOptions, RedisConn};
 use crate::keys::Keys;
 use crate::partition::partition_of;
+use crate::redis_conn::RedisConfig;
 use crate::tick::{PartitionId, Symbol};
 
 /// Messages queued for one client; a client this far behind is dropped.
@@ -141,12 +143,12 @@ pub struct LiveHub {
 }
 
 impl LiveHub {
-    /// Starts the hub's task: it connects to Redis through `client` on
-    /// the first watch, and stops with `shutdown`. `partitions` is the
+    /// Starts the hub's task: it connects to the Redis `redis` leads to
+    /// (single server or Redis Cluster) on the first watch, and stops with `shutdown`. `partitions` is the
     /// cluster's partition count when known (else read from
     /// `{ns}:{cluster}:config`).
     pub fn start(
-        client: redis::Client,
+        redis: RedisConfig,
         keys: Keys,
         partitions: Option<NonZeroU32>,
         report: MalformedReport,
@@ -154,7 +156,7 @@ impl LiveHub {
     ) -> Self {
         let (commands, rx) = mpsc::channel(256);
         let task = HubTask {
-            client,
+            redis,
             keys,
             partitions,
             report: report.clone(),
@@ -224,11 +226,11 @@ struct Client {
 }
 
 struct HubTask {
-    client: redis::Client,
+    redis: RedisConfig,
     keys: Keys,
     partitions: Option<NonZeroU32>,
     report: MalformedReport,
-    conn: Option<ConnectionManager>,
+    conn: Option<RedisConn>,
     sink: Option<PubSubSink>,
     clients: HashMap<u64, Client>,
     /// Watched partitions and how many clients' symbols are in each.
@@ -284,16 +286,24 @@ impl HubTask {
     }
 
     async fn connect(&mut self) -> Result<PubSubStream, LiveError> {
-        let pubsub = self.client.get_async_pubsub().await?;
+        // The live channels are cluster-wide: any node's pub/sub will do.
+        let client = self
+            .redis
+            .client()
+            .map_err(|e| LiveError::Redis(e.to_string()))?;
+        let pubsub = client.get_async_pubsub().await?;
         let (sink, stream) = pubsub.split();
         if self.conn.is_none() {
-            self.conn = Some(ConnectionManager::new(self.client.clone()).await?);
+            let conn = RedisConn::connect(&self.redis, &ConnOptions::default())
+                .await
+                .map_err(|e| LiveError::Redis(e.to_string()))?;
+            self.conn = Some(conn);
         }
         self.sink = Some(sink);
         Ok(stream)
     }
 
-    async fn partitions(&mut self, conn: &mut ConnectionManager) -> Result<NonZeroU32, LiveError> {
+    async fn partitions(&mut self, conn: &mut RedisConn) -> Result<NonZeroU32, LiveError> {
         if let Some(p) = self.partitions {
             return Ok(p);
         }
@@ -395,7 +405,7 @@ impl HubTask {
 
     async fn mark_watched(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut RedisConn,
         p: PartitionId,
     ) -> Result<(), redis::RedisError> {
         redis::cmd("SET")
@@ -507,7 +517,7 @@ async fn next_message(stream: &mut Option<PubSubStream>) -> Option<redis::Msg> {
 /// The latest entries of `key`, oldest first, up to the snapshot's
 /// `last_seq` (newer ones come with the next update).
 async fn read_history(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     key: &str,
     operator: &str,
     last_seq: u64,
@@ -561,7 +571,7 @@ mod tests {
 
     fn task(report: MalformedReport) -> HubTask {
         HubTask {
-            client: redis::Client::open("redis://127.0.0.1:1/").unwrap(),
+            redis: RedisConfig::new("redis://127.0.0.1:1/"),
             keys: Keys::new("t"),
             partitions: NonZeroU32::new(4),
             report,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 
-use redis::aio::ConnectionManager;
+use crate::cluster::RedisConn;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -112,7 +112,7 @@ pub fn snapshot_now(
 /// last one. Redis errors are logged and the next interval tries again
 /// (the connection manager reconnects by itself); they never stop the task.
 pub async fn run_publisher(
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     metrics: Arc<Metrics>,
     source: Arc<dyn StatsSource>,
     config: PublisherConfig,

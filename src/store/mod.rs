@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionManager;
+use crate::cluster::RedisConn;
 
 use crate::clock::now_ns;
 use crate::engine::{PartitionFlush, SymbolRecord, SymbolState};
@@ -113,7 +113,7 @@ pub struct LoadedPartition {
 /// Reads and writes symbol state under one namespace for one instance.
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     instance: InstanceId,
     flush_script: redis::Script,
@@ -124,12 +124,7 @@ pub struct Store {
 
 impl Store {
     /// A store writing as `instance` the state of `operators`.
-    pub fn new(
-        conn: ConnectionManager,
-        keys: Keys,
-        instance: InstanceId,
-        operators: OperatorSet,
-    ) -> Self {
+    pub fn new(conn: RedisConn, keys: Keys, instance: InstanceId, operators: OperatorSet) -> Self {
         Self {
             conn,
             keys,

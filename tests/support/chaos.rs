@@ -1,5 +1,5 @@
-//! The chaos scenario harness: a private redis-server, `tickshard
-//! processor` processes (each optionally behind a [`Proxy`] to Redis or to
+//! The chaos scenario harness: a private redis-server (or a private Redis
+//! Cluster, [`Chaos::on_cluster`]), `tickshard processor` processes (each optionally behind a [`Proxy`] to Redis or to
 //! the feed, or in a network namespace of its own, a [`Netns`]), a
 //! `feed-sim` recording its ground truth, a claims recorder
 //! on every processor and a lease watcher on Redis. A scenario starts the
@@ -20,6 +20,7 @@ use super::procs::{get_text, Proc};
 use super::proxy::Proxy;
 use super::{RedisServer, RedisServerOptions};
 use tickshard::keys::Keys;
+use tickshard::redis_cluster::RedisCluster;
 
 /// Partitions of every chaos cluster (the default).
 pub const PARTITIONS: u32 = 64;
@@ -40,10 +41,53 @@ pub struct Member {
     pub netns: Option<Netns>,
 }
 
+/// The Redis a scenario runs on.
+pub enum Backend {
+    /// One redis-server.
+    Single(RedisServer),
+    /// A Redis Cluster.
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    /// The URL processors and the feed get for `--redis` (every node's, on
+    /// a cluster).
+    pub fn url(&self) -> String {
+        match self {
+            Backend::Single(s) => s.url(),
+            Backend::Cluster(c) => c.seed_urls(),
+        }
+    }
+
+    /// The single server (a scenario about one server's faults).
+    pub fn server(&mut self) -> &mut RedisServer {
+        match self {
+            Backend::Single(s) => s,
+            Backend::Cluster(_) => panic!("this scenario runs on one redis-server"),
+        }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &RedisCluster {
+        match self {
+            Backend::Cluster(c) => c,
+            Backend::Single(_) => panic!("this scenario runs on a Redis Cluster"),
+        }
+    }
+
+    /// The cluster, to kill or restart its nodes.
+    pub fn cluster_mut(&mut self) -> &mut RedisCluster {
+        match self {
+            Backend::Cluster(c) => c,
+            Backend::Single(_) => panic!("this scenario runs on a Redis Cluster"),
+        }
+    }
+}
+
 /// A running scenario.
 pub struct Chaos {
-    pub redis: RedisServer,
-    pub conn: redis::aio::MultiplexedConnection,
+    pub redis: Backend,
+    pub conn: tickshard::cluster::RedisConn,
     pub ns: String,
     pub lease_ms: u64,
     pub feed_url: String,
@@ -84,8 +128,21 @@ pub fn listening_everywhere() -> RedisServerOptions {
 impl Chaos {
     /// Redis (with `options`) and the feed's address; no processes yet.
     pub async fn new(ns: &str, lease_ms: u64, options: RedisServerOptions) -> Chaos {
-        let redis = super::redis_with(options);
-        let conn = super::connect(&redis).await;
+        Self::on(ns, lease_ms, Backend::Single(super::redis_with(options))).await
+    }
+
+    /// A Redis Cluster of `masters` masters with a replica each, and the
+    /// feed's address; no processes yet.
+    pub async fn on_cluster(ns: &str, lease_ms: u64, masters: usize) -> Chaos {
+        let cluster = RedisCluster::start(masters, 1)
+            .unwrap_or_else(|e| panic!("this test needs redis-server and redis-cli: {e}"));
+        Self::on(ns, lease_ms, Backend::Cluster(cluster)).await
+    }
+
+    async fn on(ns: &str, lease_ms: u64, redis: Backend) -> Chaos {
+        let conn = super::connect_url(&redis.url())
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", redis.url()));
         let dir = tempfile::tempdir().expect("temp dir");
         let truth_path = dir.path().join("truth.json");
         let port = tickshard::redis_server::free_port().expect("free port");
@@ -120,7 +177,10 @@ impl Chaos {
     /// Starts processor `id` as a new member; returns its index.
     pub async fn add(&mut self, id: &str, via: Via) -> usize {
         let redis_proxy = match via.redis_proxy {
-            true => Some(Proxy::start(&format!("127.0.0.1:{}", self.redis.port())).await),
+            true => {
+                let port = self.redis.server().port();
+                Some(Proxy::start(&format!("127.0.0.1:{port}")).await)
+            }
             false => None,
         };
         let feed_proxy = match via.feed_proxy {
@@ -203,7 +263,9 @@ impl Chaos {
 
     /// A fresh connection for the test's own reads (after a Redis restart).
     pub async fn reconnect(&mut self) {
-        self.conn = super::connect(&self.redis).await;
+        self.conn = super::connect_url(&self.redis.url())
+            .await
+            .unwrap_or_else(|e| panic!("reconnect to {}: {e}", self.redis.url()));
     }
 
     /// Waits until every partition's lease is held.
@@ -351,18 +413,10 @@ impl Chaos {
 
 /// The owner named by every lease key of `ns` (`None`: not held, or Redis
 /// did not answer).
-pub async fn lease_owners(
-    mut conn: redis::aio::MultiplexedConnection,
-    ns: &str,
-) -> Vec<Option<String>> {
+pub async fn lease_owners(conn: tickshard::cluster::RedisConn, ns: &str) -> Vec<Option<String>> {
     let keys = Keys::new(ns).all_leases(PARTITIONS);
-    let read = tokio::time::timeout(
-        Duration::from_secs(1),
-        redis::cmd("MGET")
-            .arg(&keys)
-            .query_async::<Vec<Option<String>>>(&mut conn),
-    )
-    .await;
+    let read =
+        tokio::time::timeout(Duration::from_secs(1), conn.mget::<Option<String>>(&keys)).await;
     match read {
         Ok(Ok(vals)) if vals.len() == keys.len() => vals
             .into_iter()
@@ -373,7 +427,7 @@ pub async fn lease_owners(
 }
 
 /// Partitions whose lease key names `id`.
-pub async fn leases_of(conn: redis::aio::MultiplexedConnection, ns: &str, id: &str) -> Vec<u32> {
+pub async fn leases_of(conn: tickshard::cluster::RedisConn, ns: &str, id: &str) -> Vec<u32> {
     lease_owners(conn, ns)
         .await
         .iter()

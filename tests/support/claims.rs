@@ -257,12 +257,12 @@ impl LeaseWatcher {
     /// Starts watching `partitions` lease keys of `ns` on the Redis at
     /// `url` (reconnecting by itself across a Redis restart).
     pub fn start(url: &str, ns: &str, partitions: u32) -> Self {
-        let client = redis::Client::open(url).expect("redis url");
+        let url = url.to_owned();
         let keys = Keys::new(ns).all_leases(partitions);
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let mut con = redis::aio::ConnectionManager::new(client)
+            let con = super::connect_url(&url)
                 .await
                 .expect("lease watcher connects");
             let mut last: Vec<Option<(String, u64)>> = vec![None; keys.len()];
@@ -271,9 +271,7 @@ impl LeaseWatcher {
             while !token.is_cancelled() {
                 let read = tokio::time::timeout(
                     Duration::from_millis(500),
-                    redis::cmd("MGET")
-                        .arg(&keys)
-                        .query_async::<Vec<Option<String>>>(&mut con),
+                    con.mget::<Option<String>>(&keys),
                 )
                 .await;
                 if let Ok(Ok(vals)) = read {

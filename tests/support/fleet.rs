@@ -56,7 +56,7 @@ pub async fn read_truth(path: &Path, timeout: Duration) -> TruthRecord {
 /// the last lines of `procs` (and keeps their full logs) and the
 /// differences.
 pub async fn assert_exact(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut tickshard::cluster::RedisConn,
     ns: &str,
     truth: &TruthRecord,
     timeout: Duration,
@@ -128,21 +128,17 @@ pub fn spawn_tickshard(name: &str, args: ProcessorArgs, envs: &[(&str, &str)]) -
 
 /// Waits until every one of `partitions` lease keys is held.
 pub async fn wait_all_owned(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut tickshard::cluster::RedisConn,
     ns: &str,
     partitions: u32,
     timeout: Duration,
 ) {
     let keys = Keys::new(ns).all_leases(partitions);
     super::wait_until(timeout, "every partition owned", || {
-        let mut c = conn.clone();
+        let c = conn.clone();
         let keys = keys.clone();
         async move {
-            let owners: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(&keys)
-                .query_async(&mut c)
-                .await
-                .unwrap_or_default();
+            let owners: Vec<Option<String>> = c.mget(&keys).await.unwrap_or_default();
             owners.len() == keys.len() && owners.iter().all(Option::is_some)
         }
     })

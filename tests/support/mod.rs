@@ -10,6 +10,9 @@ pub mod fleet;
 
 use std::time::Duration;
 
+use tickshard::cluster::{ConnOptions, RedisConn};
+use tickshard::redis_conn::RedisConfig;
+
 pub use tickshard::redis_server::{RedisServer, RedisServerOptions};
 
 /// The real ES trades file in `../shared/data` (100,000 trades); fails
@@ -40,23 +43,21 @@ pub fn redis_with(options: RedisServerOptions) -> RedisServer {
 }
 
 /// An async multiplexed connection to `server`.
-pub async fn connect(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(server.url()).expect("valid url");
-    client
-        .get_multiplexed_async_connection()
+pub async fn connect(server: &RedisServer) -> RedisConn {
+    connect_url(&server.url())
         .await
         .unwrap_or_else(|e| panic!("connect to {}: {e}\nlog:\n{}", server.url(), server.log()))
+}
+
+/// A connection (single server or Redis Cluster) to `url`.
+pub async fn connect_url(url: &str) -> Result<RedisConn, tickshard::cluster::ConnectError> {
+    RedisConn::connect(&RedisConfig::new(url), &ConnOptions::default()).await
 }
 
 pub use tickshard_testkit::{wait_for, wait_until};
 
 /// Waits until `channel` has at least `n` subscribers (`PUBSUB NUMSUB`).
-pub async fn wait_subscribers(
-    conn: &redis::aio::MultiplexedConnection,
-    channel: &str,
-    n: i64,
-    timeout: Duration,
-) {
+pub async fn wait_subscribers(conn: &RedisConn, channel: &str, n: i64, timeout: Duration) {
     wait_until(timeout, &format!("{n} subscribers on {channel}"), || {
         let mut conn = conn.clone();
         async move {

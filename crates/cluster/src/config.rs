@@ -116,11 +116,17 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
         .ignore()
         .hset_nx(&key, "schema", SCHEMA)
         .ignore()
-        .hset_nx(keys.legacy_config(), "schema", SCHEMA)
-        .ignore()
         .hget(&key, "partitions")
         .hget(&key, "schema")
         .query_async(con)
+        .await
+        .map_err(ClusterError::redis("config"))?;
+    // In a slot of its own (no hash tag): a command of its own.
+    redis::cmd("HSETNX")
+        .arg(keys.legacy_config())
+        .arg("schema")
+        .arg(SCHEMA)
+        .exec_async(con)
         .await
         .map_err(ClusterError::redis("config"))?;
     check_schema(keys, schema.as_deref())?;

@@ -47,15 +47,6 @@ pub enum ClusterError {
         /// `maxmemory-policy`.
         policy: String,
     },
-    /// The server is a node of a Redis Cluster, which is not supported yet.
-    #[error(
-        "Redis at {url} is a Redis Cluster node (cluster_enabled:1), which is not supported yet: \
-         point --redis at a standalone Redis (or a primary with replicas)"
-    )]
-    RedisClusterNode {
-        /// The URL, with any password removed.
-        url: String,
-    },
     /// The cluster's keys were laid out by another version.
     #[error(
         "cluster {namespace} was created with key schema {stored} ({key}); this version uses \

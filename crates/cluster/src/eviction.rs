@@ -2,12 +2,13 @@
 //! `maxmemory-policy` but `noeviction`, Redis may drop a lease (the
 //! `volatile-*` policies evict exactly the keys with a TTL) or an epoch
 //! counter: an owner could vanish under a live writer, or an epoch start
-//! again at 1 below a stored fence. [`check`] reads the policy at join and
-//! refuses such a server unless the service accepts the risk.
+//! again at 1 below a stored fence. [`check`] reads the policy of every
+//! node at join and refuses such a server unless the service accepts the
+//! risk.
 
-use redis::aio::ConnectionLike;
 use tracing::warn;
 
+use crate::connection::RedisConn;
 use crate::error::ClusterError;
 
 /// What the server says about eviction.
@@ -43,35 +44,53 @@ pub fn info_field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Reads the server's eviction settings; refuses one that may evict
-/// unless `allow`. A server that does not say (a restricted `INFO`) is let
-/// through with a warning.
-pub async fn check<C: ConnectionLike + Send>(
-    con: &mut C,
-    url: &str,
-    allow: bool,
-) -> Result<(), ClusterError> {
-    let info: String = match redis::cmd("INFO").arg("memory").query_async(con).await {
-        Ok(i) => i,
+/// Reads every node's eviction settings (each master and replica of a
+/// Redis Cluster: a replica promoted later evicts by its own); refuses
+/// when one may evict, unless `allow`. A node that does not say (a
+/// restricted `INFO`) is let through with a warning.
+pub async fn check(con: &mut RedisConn, url: &str, allow: bool) -> Result<(), ClusterError> {
+    let info = redis::cmd("INFO").arg("memory").to_owned();
+    let replies = match con.query_every_node(&info).await {
+        Ok(r) => r,
         Err(e) => {
             warn!(%url, error = %e, "cannot read the eviction policy (INFO memory); make sure maxmemory-policy is noeviction");
             return Ok(());
         }
     };
+    for (node, reply) in replies {
+        let node = if node.is_empty() {
+            url.to_owned()
+        } else {
+            node
+        };
+        check_node(&node, reply, allow)?;
+    }
+    Ok(())
+}
+
+/// [`check`] of one node's `INFO memory` reply.
+fn check_node(node: &str, reply: redis::Value, allow: bool) -> Result<(), ClusterError> {
+    let info: String = match redis::from_redis_value(reply) {
+        Ok(i) => i,
+        Err(e) => {
+            warn!(%node, error = %e, "cannot read the eviction policy (INFO memory); make sure maxmemory-policy is noeviction");
+            return Ok(());
+        }
+    };
     let Some(settings) = EvictionSettings::from_info(&info) else {
-        warn!(%url, "INFO memory does not show the eviction policy; make sure maxmemory-policy is noeviction");
+        warn!(%node, "INFO memory does not show the eviction policy; make sure maxmemory-policy is noeviction");
         return Ok(());
     };
     if !settings.may_evict() {
         return Ok(());
     }
     if allow {
-        warn!(%url, maxmemory = settings.maxmemory, policy = %settings.policy,
+        warn!(%node, maxmemory = settings.maxmemory, policy = %settings.policy,
             "Redis may evict keys, allowed by choice: a lease or epoch counter could vanish under a live owner");
         return Ok(());
     }
     Err(ClusterError::EvictingRedis {
-        url: url.to_owned(),
+        url: node.to_owned(),
         maxmemory: settings.maxmemory,
         policy: settings.policy,
     })

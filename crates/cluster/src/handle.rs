@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::connection::RedisConn;
 use bytes::Bytes;
-use redis::aio::ConnectionManager;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::config::Timings;
@@ -93,7 +93,7 @@ pub(crate) struct Shared {
     pub(crate) next_correlation: AtomicU64,
     /// Connection for messages, separate from the lease connection so a
     /// burst of data never delays a renew.
-    pub(crate) publisher: ConnectionManager,
+    pub(crate) publisher: RedisConn,
     /// Flow-control counters of data messages, both directions.
     pub(crate) credits: Credits,
     /// Bumped whenever an acknowledgement frees credit.
@@ -147,7 +147,7 @@ impl ClusterHandle {
     /// A connection to the cluster's Redis (multiplexed, reconnecting) for
     /// the service's own reads; writes that must be fenced go through
     /// [`Self::fenced_write`].
-    pub fn redis(&self) -> ConnectionManager {
+    pub fn redis(&self) -> RedisConn {
         self.shared.publisher.clone()
     }
 
@@ -315,7 +315,13 @@ impl ClusterHandle {
         };
         let mut con = self.shared.publisher.clone();
         let after = self.shared.timings.op_timeout;
-        let cmd = redis::cmd("PUBLISH")
+        // Inboxes are shard channels (on the master serving their slot);
+        // the broadcast channel is cluster-wide.
+        let verb = match kind {
+            MessageKind::Broadcast => "PUBLISH",
+            _ => "SPUBLISH",
+        };
+        let cmd = redis::cmd(verb)
             .arg(channel)
             .arg(env.encode().as_ref())
             .to_owned();

@@ -6,12 +6,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
+use super::connection::{ConnOptions, ConnectError, RedisConn};
 use super::error::ClusterError;
 use super::events::ClusterEvent;
 use super::handle::{ClusterHandle, Counters, Shared};
@@ -23,6 +23,7 @@ use super::runtime::{announce, ClusterRuntime};
 use super::subscriber::{subscribe, Subscriber};
 use super::{Cluster, ClusterChannels};
 use crate::clock::now_ms;
+use crate::redis_conn::RedisConfig;
 
 /// How long start-up waits for Redis before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -53,30 +54,46 @@ fn with_tls_hint(url: &str, reason: String, refused: bool) -> String {
     }
 }
 
-/// A connection manager that reconnects by itself with capped backoff.
-pub(crate) async fn connect(
-    client: &redis::Client,
-    url: &str,
-    timings: &Timings,
-) -> Result<ConnectionManager, ClusterError> {
-    let cfg = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timings.op_timeout.max(Duration::from_millis(500))))
-        .set_response_timeout(Some(timings.op_timeout))
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(20))
-        .set_max_delay(Duration::from_secs(1));
-    let fut = async {
-        let mut con = ConnectionManager::new_with_config(client.clone(), cfg).await?;
-        redis::cmd("PING").query_async::<()>(&mut con).await?;
-        Ok::<_, redis::RedisError>(con)
-    };
-    match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
-        Ok(r) => r.map_err(|e| classify(url, e)),
-        Err(_) => Err(ClusterError::Unreachable {
-            url: url.to_owned(),
-            reason: with_tls_hint(url, format!("no answer within {CONNECT_TIMEOUT:?}"), false),
-        }),
+/// The connection options of the cluster layer's connections.
+pub(crate) fn conn_options(timings: &Timings) -> ConnOptions {
+    ConnOptions {
+        connection_timeout: timings.op_timeout.max(Duration::from_millis(500)),
+        response_timeout: Some(timings.op_timeout),
+        retries: 2,
     }
+}
+
+/// The typed error of a connection that could not be opened.
+pub(crate) fn connect_error(redis: &RedisConfig, e: ConnectError) -> ClusterError {
+    match e {
+        ConnectError::Config(e) => ClusterError::from_config(redis, e),
+        ConnectError::Redis(e) => classify(&redis.redacted_url(), e),
+    }
+}
+
+/// `what` within [`CONNECT_TIMEOUT`], with a typed error.
+pub(crate) async fn within_connect_timeout<T>(
+    redis: &RedisConfig,
+    what: impl std::future::Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ClusterError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, what).await {
+        Ok(r) => r.map_err(|e| connect_error(redis, e)),
+        Err(_) => {
+            let url = redis.redacted_url();
+            let reason =
+                with_tls_hint(&url, format!("no answer within {CONNECT_TIMEOUT:?}"), false);
+            Err(ClusterError::Unreachable { url, reason })
+        }
+    }
+}
+
+/// A connection (single server or Redis Cluster) that reconnects by
+/// itself with capped backoff.
+pub(crate) async fn connect(
+    redis: &RedisConfig,
+    timings: &Timings,
+) -> Result<RedisConn, ClusterError> {
+    within_connect_timeout(redis, RedisConn::connect(redis, &conn_options(timings))).await
 }
 
 fn random_token() -> String {
@@ -96,14 +113,10 @@ impl Cluster {
     ) -> Result<(ClusterHandle, ClusterRuntime, ClusterChannels), ClusterError> {
         let timings = Timings::for_lease(opts.lease);
         let url = opts.redis.redacted_url();
-        let client = opts
-            .redis
-            .client()
-            .map_err(|e| ClusterError::from_config(&opts.redis, e))?;
-        let mut control = connect(&client, &url, &timings).await?;
-        crate::cluster_mode::refuse(&mut control, &url).await?;
+        let mut control = connect(&opts.redis, &timings).await?;
+        info!(redis = %url, deployment = %control.deployment(), "connected to Redis");
         crate::eviction::check(&mut control, &url, opts.allow_eviction).await?;
-        let publisher = connect(&client, &url, &timings).await?;
+        let publisher = connect(&opts.redis, &timings).await?;
         ensure_config(&mut control, &opts.keys, opts.partitions, opts.lease).await?;
 
         let partitions = opts.partitions.get() as usize;
@@ -130,17 +143,13 @@ impl Cluster {
         };
 
         // Subscribe before registering, so nobody sends to an inbox we do not hear.
-        let first = subscribe(&client, &shared).await.map_err(|e| match e {
-            ClusterError::Redis { source, .. } => classify(&url, source),
-            other => other,
-        })?;
+        let first = subscribe(&opts.redis, &shared).await?;
         let (inbox_tx, inbox) = mpsc::channel(1024);
         let (requests_tx, requests) = mpsc::channel(256);
         let (internal_tx, internal_rx) = mpsc::channel(1024);
         let (ownership_tx, ownership) = mpsc::channel((4 * partitions).max(64));
         let subscriber_cancel = CancellationToken::new();
         let subscriber = Subscriber {
-            client: client.clone(),
             url: url.clone(),
             handle: handle.clone(),
             inbox: inbox_tx,
@@ -201,7 +210,7 @@ impl Cluster {
 /// Registers our id, waiting out a dead incarnation's entry; a live one
 /// (its heartbeat moves while we wait) is an error.
 async fn register(
-    con: &mut ConnectionManager,
+    con: &mut RedisConn,
     shared: &Shared,
     membership: &Membership,
     me: &Registration,

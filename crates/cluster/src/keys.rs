@@ -16,31 +16,6 @@
 
 use crate::ids::{InstanceId, PartitionId};
 
-/// Every key matching `pattern` (Redis glob), found with `SCAN` so a large
-/// keyspace never blocks the server.
-pub async fn scan_matching<C>(conn: &mut C, pattern: &str) -> redis::RedisResult<Vec<String>>
-where
-    C: redis::aio::ConnectionLike + Send,
-{
-    let mut names = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        names.extend(batch);
-        if next == 0 {
-            return Ok(names);
-        }
-        cursor = next;
-    }
-}
-
 /// Builds the cluster's key and channel names under one namespace `{ns}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterKeys {

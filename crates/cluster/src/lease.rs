@@ -2,9 +2,12 @@
 //! `{ns}:{p<p>}:lease:{p}` atomically, and the `{instance}:{epoch}` value format.
 //!
 //! Scripts are built once ([`LeaseScripts::new`]) and invoked by SHA; on
-//! `NOSCRIPT` (first use, or a Redis restart) `redis::Script` loads them and
-//! retries. Every script takes many partitions, so a whole round of
-//! acquisitions or renewals costs one round trip.
+//! `NOSCRIPT` (first use, a Redis restart, a promoted replica)
+//! `redis::Script` loads them and retries. Every script takes many
+//! partitions: on a single server a whole round of acquisitions or
+//! renewals is one call; on a Redis Cluster it is one call per partition
+//! (each partition is a hash slot of its own), all sent at once
+//! ([`RedisConn::per_slot_group`]).
 //!
 //! - acquire: only if the key is absent, take `INCR {ns}:{p<p>}:epoch:{p}` as the
 //!   new epoch and `SET lease "{me}:{epoch}" PX ttl`. The epoch is the
@@ -18,16 +21,16 @@
 //! Replication is asynchronous: a replica promoted after its master failed
 //! can lack the last `INCR` of an epoch or the last lease `SET`, and hand
 //! the same epoch to a second owner. So a won lease counts only once every
-//! replica connected to the master holds it ([`replicas_connected`], then
-//! [`confirm_replicated`]: `WAIT`); the runtime gives back a lease it
-//! could not confirm, and never acts as its owner.
+//! replica in sync with its master holds it ([`confirm_on_replicas`]:
+//! `WAIT` on the master serving the lease); the runtime gives back a lease
+//! it could not confirm, and never acts as its owner.
 
 use std::time::Duration;
 
-use redis::aio::ConnectionLike;
 use redis::Script;
 
 use super::error::ClusterError;
+use crate::connection::RedisConn;
 use crate::ids::{Epoch, InstanceId, PartitionId};
 use crate::keys::ClusterKeys;
 
@@ -119,18 +122,32 @@ impl LeaseScripts {
         }
     }
 
-    /// Tries to acquire every partition in `parts` for `me`, in one round trip.
-    pub async fn acquire<C: ConnectionLike + Send>(
+    /// Tries to acquire every partition in `parts` for `me` (one round
+    /// trip; see the module docs).
+    pub async fn acquire(
         &self,
-        con: &mut C,
+        con: &mut RedisConn,
         keys: &ClusterKeys,
         me: &InstanceId,
         parts: &[PartitionId],
         ttl: Duration,
     ) -> Result<Vec<(PartitionId, AcquireOutcome)>, ClusterError> {
-        if parts.is_empty() {
-            return Ok(Vec::new());
-        }
+        con.per_slot_group(parts.len(), |mut con, r| async move {
+            self.acquire_together(&mut con, keys, me, &parts[r], ttl)
+                .await
+        })
+        .await
+    }
+
+    /// [`Self::acquire`] of partitions one script may touch together.
+    async fn acquire_together(
+        &self,
+        con: &mut RedisConn,
+        keys: &ClusterKeys,
+        me: &InstanceId,
+        parts: &[PartitionId],
+        ttl: Duration,
+    ) -> Result<Vec<(PartitionId, AcquireOutcome)>, ClusterError> {
         let mut inv = self.acquire.prepare_invoke();
         for &p in parts {
             inv.key(keys.lease(p)).key(keys.epoch(p));
@@ -168,9 +185,9 @@ impl LeaseScripts {
 
     /// Renews every lease in `held` (ours at that epoch) in one round trip;
     /// `true` where the lease was still ours and got a fresh TTL.
-    pub async fn renew<C: ConnectionLike + Send>(
+    pub async fn renew(
         &self,
-        con: &mut C,
+        con: &mut RedisConn,
         keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
@@ -182,9 +199,9 @@ impl LeaseScripts {
 
     /// Releases (compare-and-delete) every lease in `held`; `true` where it
     /// was still ours and is now gone.
-    pub async fn release<C: ConnectionLike + Send>(
+    pub async fn release(
         &self,
-        con: &mut C,
+        con: &mut RedisConn,
         keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
@@ -194,46 +211,72 @@ impl LeaseScripts {
 
     /// Runs [`IF_OURS`] over `held`: a fresh TTL of `ttl_ms`, or deletion
     /// when it is 0.
-    async fn if_ours<C: ConnectionLike + Send>(
+    async fn if_ours(
         &self,
         op: &'static str,
-        con: &mut C,
+        con: &mut RedisConn,
         keys: &ClusterKeys,
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
         ttl_ms: u64,
     ) -> Result<Vec<bool>, ClusterError> {
-        if held.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inv = self.if_ours.prepare_invoke();
-        inv.arg(ttl_ms);
-        for &(p, e) in held {
-            inv.key(keys.lease(p)).arg(lease_value(me, e));
-        }
-        let raw: Vec<i64> = inv
-            .invoke_async(con)
-            .await
-            .map_err(ClusterError::redis(op))?;
-        if raw.len() != held.len() {
-            return Err(protocol(
-                op,
-                format!("{} results for {} leases", raw.len(), held.len()),
-            ));
-        }
-        Ok(raw.into_iter().map(|r| r == 1).collect())
+        con.per_slot_group(held.len(), |mut con, r| async move {
+            let held = &held[r];
+            let mut inv = self.if_ours.prepare_invoke();
+            inv.arg(ttl_ms);
+            for &(p, e) in held {
+                inv.key(keys.lease(p)).arg(lease_value(me, e));
+            }
+            let raw: Vec<i64> = inv
+                .invoke_async(&mut con)
+                .await
+                .map_err(ClusterError::redis(op))?;
+            if raw.len() != held.len() {
+                return Err(protocol(
+                    op,
+                    format!("{} results for {} leases", raw.len(), held.len()),
+                ));
+            }
+            Ok(raw.into_iter().map(|r| r == 1).collect())
+        })
+        .await
+    }
+
+    /// Whether every replica in sync with the master serving each lease of
+    /// `won` holds it (and its epoch), waiting at most `timeout`; also the
+    /// most replicas any of those masters has. One check per master on a
+    /// single server, per partition on a cluster, all at once.
+    pub async fn confirm_on_replicas(
+        &self,
+        con: &mut RedisConn,
+        keys: &ClusterKeys,
+        won: &[PartitionId],
+        timeout: Duration,
+    ) -> Result<(bool, u64), ClusterError> {
+        let checks = con
+            .per_slot_group(won.len(), |mut con, r| {
+                let key = keys.lease(won[r.start]);
+                async move {
+                    let replicas = replicas_connected(&mut con, &key).await?;
+                    let ok = confirm_replicated(&mut con, &key, replicas, timeout).await?;
+                    Ok::<_, ClusterError>(vec![(ok, replicas)])
+                }
+            })
+            .await?;
+        Ok(checks
+            .into_iter()
+            .fold((true, 0), |(all, most), (ok, n)| (all && ok, most.max(n))))
     }
 }
 
-/// Replicas of the master behind `con` that are in sync now: its `INFO
+/// Replicas in sync now with the master serving `key`: its `INFO
 /// replication` lines `slave<n>:...,state=online,...` (0 on a replica-less
 /// server). A replica still making its first copy is not counted. A user
 /// whose ACL forbids `INFO` cannot tell: 0, with a warning, as the
 /// eviction check does.
-pub async fn replicas_connected<C: ConnectionLike + Send>(
-    con: &mut C,
-) -> Result<u64, ClusterError> {
-    let info: String = match redis::cmd("INFO").arg("replication").query_async(con).await {
+async fn replicas_connected(con: &mut RedisConn, key: &str) -> Result<u64, ClusterError> {
+    let info = redis::cmd("INFO").arg("replication").to_owned();
+    let info: String = match con.query_at_master_of(&info, key).await {
         Ok(info) => info,
         Err(e) if e.code() == Some("NOPERM") => {
             tracing::warn!(error = %e, "cannot read INFO replication; leases are not confirmed on replicas");
@@ -259,19 +302,23 @@ fn online_replicas(info: &str) -> u64 {
 }
 
 /// Waits (`WAIT`) until `replicas` replicas hold every write made on `con`
-/// so far, at most `timeout`; true when they do (at once with none).
-pub async fn confirm_replicated<C: ConnectionLike + Send>(
-    con: &mut C,
+/// to the master serving `key` so far, at most `timeout`; true when they
+/// do (at once with none).
+async fn confirm_replicated(
+    con: &mut RedisConn,
+    key: &str,
     replicas: u64,
     timeout: Duration,
 ) -> Result<bool, ClusterError> {
     if replicas == 0 {
         return Ok(true);
     }
-    let acked: u64 = redis::cmd("WAIT")
+    let wait = redis::cmd("WAIT")
         .arg(replicas)
         .arg(ttl_ms(timeout))
-        .query_async(con)
+        .to_owned();
+    let acked: u64 = con
+        .query_at_master_of(&wait, key)
         .await
         .map_err(ClusterError::redis("replication wait"))?;
     Ok(acked >= replicas)

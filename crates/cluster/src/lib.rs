@@ -149,8 +149,8 @@
 
 pub mod assign;
 pub mod clock;
-pub mod cluster_mode;
 pub mod config;
+pub mod connection;
 pub mod counter;
 pub mod credit;
 pub mod error;
@@ -176,6 +176,7 @@ mod subscriber;
 use tokio::sync::mpsc;
 
 pub use config::ClusterOptions;
+pub use connection::{ConnOptions, ConnectError, Deployment, RedisConn};
 pub use error::{ClusterError, RequestError};
 pub use events::ClusterEvent;
 pub use fenced::{FencedScript, FencedWrite, WriteOutcome};

@@ -1,7 +1,8 @@
 //! Membership: registration and heartbeats in `{ns}:{cluster}:members` (score =
 //! expiry in Redis server time) and `{ns}:{cluster}:member:{id}` (a hash with a TTL),
 //! pruning of expired members, the unique-id check, and the periodic full
-//! read of live members and all lease keys.
+//! read of live members and all lease keys (two reads: the members' slot,
+//! then every partition's lease).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use redis::aio::ConnectionLike;
 use redis::Script;
 
 use super::error::ClusterError;
-use crate::ids::{InstanceId, PartitionId};
+use crate::connection::RedisConn;
+use crate::ids::InstanceId;
 use crate::keys::ClusterKeys;
 
 /// Registers or refreshes a member; prunes expired ones. In `join` mode a
@@ -32,19 +34,12 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return {'ok', tostring(added), tostring(now)}
 ";
 
-/// Live members (expiry after Redis now) and every lease value.
-const SNAPSHOT: &str = r"
+/// Live members: expiry after Redis now (the server's clock, so every
+/// instance judges alike).
+const LIVE_MEMBERS: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
-local out = {tostring(#ids)}
-for i = 1, #ids do out[#out + 1] = ids[i] end
-for i = 2, #KEYS do
-  local v = redis.pcall('GET', KEYS[i])
-  if type(v) == 'table' then v = '?' end
-  out[#out + 1] = v or ''
-end
-return out
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 ";
 
 /// One live member.
@@ -101,7 +96,7 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Membership {
     heartbeat: Script,
-    snapshot: Script,
+    live_members: Script,
 }
 
 impl Default for Membership {
@@ -115,7 +110,7 @@ impl Membership {
     pub fn new() -> Self {
         Self {
             heartbeat: Script::new(HEARTBEAT),
-            snapshot: Script::new(SNAPSHOT),
+            live_members: Script::new(LIVE_MEMBERS),
         }
     }
 
@@ -176,47 +171,43 @@ impl Membership {
             .map_err(ClusterError::redis("leave"))
     }
 
-    /// Reads live members and all P lease values in one round trip.
-    pub async fn snapshot<C: ConnectionLike + Send>(
+    /// Reads live members, then all P lease values
+    /// ([`RedisConn::mget`]).
+    pub async fn snapshot(
         &self,
-        con: &mut C,
+        con: &mut RedisConn,
         keys: &ClusterKeys,
         partitions: NonZeroU32,
     ) -> Result<Snapshot, ClusterError> {
-        let mut inv = self.snapshot.key(keys.members());
-        for p in 0..partitions.get() {
-            inv.key(keys.lease(PartitionId(p)));
-        }
-        let raw: Vec<Vec<u8>> = inv
+        let ids: Vec<Vec<u8>> = self
+            .live_members
+            .key(keys.members())
             .invoke_async(con)
             .await
             .map_err(ClusterError::redis("snapshot"))?;
-        let raw: Vec<String> = raw
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .collect();
-        let bad = || ClusterError::Protocol {
-            op: "snapshot",
-            detail: format!("{} values", raw.len()),
-        };
-        let n: usize = raw.first().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-        let p = partitions.get() as usize;
-        if raw.len() != 1 + n + p {
-            return Err(bad());
+        let leases: Vec<Option<Vec<u8>>> = con
+            .mget(&keys.all_leases(partitions.get()))
+            .await
+            .map_err(ClusterError::redis("snapshot"))?;
+        if leases.len() != partitions.get() as usize {
+            return Err(ClusterError::Protocol {
+                op: "snapshot",
+                detail: format!("{} lease values for {partitions} partitions", leases.len()),
+            });
         }
         let mut bad_members = 0;
-        let mut members: Vec<InstanceId> = raw[1..=n]
+        let mut members: Vec<InstanceId> = ids
             .iter()
             .filter_map(|s| {
-                let id = s.parse().ok();
+                let id = std::str::from_utf8(s).ok().and_then(|s| s.parse().ok());
                 bad_members += usize::from(id.is_none());
                 id
             })
             .collect();
         members.sort();
-        let leases = raw[1 + n..]
-            .iter()
-            .map(|v| if v.is_empty() { None } else { Some(v.clone()) })
+        let leases = leases
+            .into_iter()
+            .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()))
             .collect();
         Ok(Snapshot {
             members,

@@ -9,6 +9,7 @@ use std::num::NonZeroU32;
 
 use futures_util::{Stream, StreamExt};
 
+use crate::connection::{ConnOptions, RedisConn};
 use crate::error::ClusterError;
 use crate::events::{ClusterEvent, EventError};
 use crate::ids::{Epoch, InstanceId, PartitionId};
@@ -136,10 +137,11 @@ impl OwnershipMap {
 /// A read-only watcher of one cluster.
 #[derive(Debug, Clone)]
 pub struct Observer {
+    redis: RedisConfig,
+    /// The first seed's client, for the events (cluster-wide pub/sub, so
+    /// any node hears them).
     client: redis::Client,
     keys: ClusterKeys,
-    /// The URL, with any password removed.
-    url: String,
 }
 
 /// One message of [`Observer::events`]: an event, or what was on the
@@ -155,30 +157,23 @@ impl Observer {
             .client()
             .map_err(|e| ClusterError::from_config(redis, e))?;
         Ok(Self {
+            redis: redis.clone(),
             client,
             keys,
-            url: redis.redacted_url(),
         })
     }
 
-    /// A connection for [`Observer::read`] (multiplexed; reuse it).
-    /// Refuses a Redis Cluster node ([`crate::cluster_mode`]).
-    pub async fn connect(&self) -> Result<redis::aio::MultiplexedConnection, ClusterError> {
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection()
+    /// A connection for [`Observer::read`] (single server or Redis
+    /// Cluster, reconnecting; reuse it).
+    pub async fn connect(&self) -> Result<RedisConn, ClusterError> {
+        RedisConn::connect(&self.redis, &ConnOptions::default())
             .await
-            .map_err(ClusterError::redis("observer connect"))?;
-        crate::cluster_mode::refuse(&mut conn, &self.url).await?;
-        Ok(conn)
+            .map_err(|e| crate::join::connect_error(&self.redis, e))
     }
 
     /// The partition count and every lease, in one round trip after the
-    /// config (one `MGET`). Lease values that do not parse count as free.
-    pub async fn read(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> Result<OwnershipMap, ClusterError> {
+    /// config ([`RedisConn::mget`]). Lease values that do not parse count as free.
+    pub async fn read(&self, conn: &mut RedisConn) -> Result<OwnershipMap, ClusterError> {
         let partitions: Option<String> = redis::cmd("HGET")
             .arg(self.keys.config())
             .arg("partitions")
@@ -192,9 +187,8 @@ impl Observer {
         let Some(p) = partitions else {
             return Ok(map);
         };
-        let values: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(self.keys.all_leases(p.get()))
-            .query_async(conn)
+        let values: Vec<Option<String>> = conn
+            .mget(&self.keys.all_leases(p.get()))
             .await
             .map_err(ClusterError::redis("observer read leases"))?;
         for (i, v) in values.iter().enumerate() {

@@ -1,7 +1,11 @@
 //! Redis connection set-up in one place: every `redis::Client` of the
 //! cluster layer and of the service using it is built by
-//! [`RedisConfig::client`] from the URL and the security options.
+//! [`RedisConfig::client`] (or, for a Redis Cluster,
+//! [`RedisConfig::cluster_client`]) from the URL and the security options.
 //!
+//! - Seeds: the URL may list several nodes, comma-separated
+//!   (`redis://a:7000,redis://b:7000`): any one of them is enough to find
+//!   a Redis Cluster; a single server takes the first.
 //! - Credentials: `redis://user:password@host:port/db` (an ACL user) or
 //!   `redis://:password@host:port/`; a password given separately (an
 //!   option or environment variable of the service) replaces or adds the
@@ -105,7 +109,25 @@ impl RedisConfig {
 
     /// The URL with any credentials replaced, for messages and logs.
     pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
+        self.seeds().map(redact_url).collect::<Vec<_>>().join(",")
+    }
+
+    /// The seed URLs (the URL split at commas, blanks dropped).
+    pub fn seeds(&self) -> impl Iterator<Item = &str> {
+        self.url.split(',').map(str::trim).filter(|u| !u.is_empty())
+    }
+
+    /// The same options with `seed` as the only URL.
+    pub fn only(&self, seed: &str) -> RedisConfig {
+        RedisConfig {
+            url: seed.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// The first seed's URL (the one a single server is reached at).
+    fn first_seed(&self) -> &str {
+        self.seeds().next().unwrap_or("")
     }
 
     /// True when the URL asks for TLS.
@@ -116,43 +138,95 @@ impl RedisConfig {
             .starts_with("rediss://")
     }
 
-    /// Builds the client. Nothing is connected yet.
-    pub fn client(&self) -> Result<redis::Client, RedisConfigError> {
-        let redacted = || self.redacted_url();
-        let invalid = |e: redis::RedisError| RedisConfigError::InvalidUrl {
-            url: redacted(),
+    fn invalid(&self, e: &redis::RedisError) -> RedisConfigError {
+        RedisConfigError::InvalidUrl {
+            url: self.redacted_url(),
             reason: strip_secrets(&e.to_string(), self),
-        };
+        }
+    }
+
+    /// The connection info of one seed, with the separate password applied.
+    fn connection_info(&self, url: &str) -> Result<redis::ConnectionInfo, RedisConfigError> {
         let mut info =
-            redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).map_err(invalid)?;
+            redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| self.invalid(&e))?;
         if let Some(pw) = &self.password {
             let settings = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(settings);
         }
-        match &self.ca_file {
-            None => redis::Client::open(info).map_err(invalid),
-            Some(path) => {
-                if !self.is_tls() {
-                    return Err(RedisConfigError::CaWithoutTls { url: redacted() });
-                }
-                let root = std::fs::read(path).map_err(|source| RedisConfigError::CaFile {
-                    path: path.clone(),
-                    source,
-                })?;
-                install_crypto_provider();
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root),
-                    },
-                )
-                .map_err(|e| RedisConfigError::Tls {
-                    url: redacted(),
-                    reason: strip_secrets(&e.to_string(), self),
-                })
+        Ok(info)
+    }
+
+    /// The private CA's certificates, when one is given.
+    fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>, RedisConfigError> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        if !self.is_tls() {
+            return Err(RedisConfigError::CaWithoutTls {
+                url: self.redacted_url(),
+            });
+        }
+        let root = std::fs::read(path).map_err(|source| RedisConfigError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        install_crypto_provider();
+        Ok(Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root),
+        }))
+    }
+
+    fn tls_error(&self, e: &redis::RedisError) -> RedisConfigError {
+        RedisConfigError::Tls {
+            url: self.redacted_url(),
+            reason: strip_secrets(&e.to_string(), self),
+        }
+    }
+
+    /// Builds the client of the first seed, speaking `protocol`. Nothing
+    /// is connected yet.
+    pub fn client_with(
+        &self,
+        protocol: redis::ProtocolVersion,
+    ) -> Result<redis::Client, RedisConfigError> {
+        let mut info = self.connection_info(self.first_seed())?;
+        let settings = info.redis_settings().clone().set_protocol(protocol);
+        info = info.set_redis_settings(settings);
+        match self.tls_certificates()? {
+            None => redis::Client::open(info).map_err(|e| self.invalid(&e)),
+            Some(certs) => {
+                redis::Client::build_with_tls(info, certs).map_err(|e| self.tls_error(&e))
             }
         }
+    }
+
+    /// Builds the client of the first seed. Nothing is connected yet.
+    pub fn client(&self) -> Result<redis::Client, RedisConfigError> {
+        self.client_with(redis::ProtocolVersion::RESP2)
+    }
+
+    /// A Redis Cluster client builder over every seed, with the same
+    /// credentials and TLS. Nothing is connected yet.
+    pub fn cluster_client(&self) -> Result<redis::cluster::ClusterClientBuilder, RedisConfigError> {
+        let infos = self
+            .seeds()
+            .map(|u| self.connection_info(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = infos.first().map(|i| i.redis_settings().clone());
+        let mut builder = redis::cluster::ClusterClientBuilder::new(infos);
+        if let Some(s) = settings {
+            if let Some(user) = s.username() {
+                builder = builder.username(user);
+            }
+            if let Some(pw) = s.password() {
+                builder = builder.password(pw);
+            }
+        }
+        if let Some(certs) = self.tls_certificates()? {
+            builder = builder.certs(certs);
+        }
+        Ok(builder)
     }
 }
 
@@ -181,9 +255,7 @@ impl RedisConfig {
     /// The passwords this config holds (URL and separate), for scrubbing.
     fn secrets(&self) -> Vec<String> {
         let mut v: Vec<String> = self.password.iter().cloned().collect();
-        if let Some(pw) = url_password(&self.url) {
-            v.push(pw);
-        }
+        v.extend(self.seeds().filter_map(url_password));
         v.retain(|s| s.len() >= 3);
         v
     }

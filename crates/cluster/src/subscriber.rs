@@ -1,25 +1,32 @@
-//! The one pub/sub connection: `{ns}:inbox:{me}`, `{ns}:events` and
-//! `{ns}:broadcast`. Decodes each message once and routes it: data to the
-//! inbox channel, requests to the request channel, replies to their
+//! The one pub/sub connection: shard channel `{ns}:inbox:{me}` (on the
+//! master serving its slot) and the cluster-wide channels `{ns}:events`
+//! and `{ns}:broadcast`. Decodes each message once and routes it: data to
+//! the inbox channel, requests to the request channel, replies to their
 //! waiting request, flow-control acks to the credit counters, broadcasts
-//! to their subscribers, events to their subscribers and to the runtime. Garbage is counted and
-//! dropped. When the connection ends it reconnects with capped backoff and
-//! tells the runtime to re-read everything (pub/sub is at-most-once).
+//! to their subscribers, events to their subscribers and to the runtime.
+//! Garbage is counted and dropped.
+//!
+//! Pub/sub is at-most-once. When the connection drops (the connection
+//! reconnects by itself) or the server drops the inbox because its slot
+//! moved (failover, resharding), the subscriber subscribes again, and
+//! once that is confirmed tells the runtime to re-read everything.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::PubSub;
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::connection::{is_dropped_shard_channel, RedisConn};
 use super::error::ClusterError;
 use super::events::ClusterEvent;
 use super::handle::{BroadcastMessage, ClusterHandle, InboxMessage, IncomingRequest, Shared};
+use super::join::{conn_options, within_connect_timeout};
 use super::messaging::{Envelope, MessageKind};
 use crate::noted::Noted;
+use crate::redis_conn::RedisConfig;
 
 /// What the subscriber tells the runtime.
 #[derive(Debug)]
@@ -30,30 +37,52 @@ pub(crate) enum Internal {
     Resubscribed,
 }
 
+/// A subscribed connection and the pushes it receives.
+pub(crate) struct Subscription {
+    conn: RedisConn,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+}
+
+/// Subscribes `conn` to our inbox (a shard channel) and the cluster-wide
+/// channels.
+async fn subscribe_all(conn: &mut RedisConn, shared: &Shared) -> redis::RedisResult<()> {
+    conn.ssubscribe(&shared.keys.inbox(&shared.instance))
+        .await?;
+    conn.subscribe(&shared.keys.events()).await?;
+    conn.subscribe(&shared.keys.broadcast()).await
+}
+
 /// Opens a pub/sub connection and subscribes to our inbox and the events.
 pub(crate) async fn subscribe(
-    client: &redis::Client,
+    redis: &RedisConfig,
     shared: &Shared,
-) -> Result<PubSub, ClusterError> {
-    let after = shared.timings.op_timeout.max(Duration::from_secs(2));
-    let fut = async {
-        let mut ps = client.get_async_pubsub().await?;
-        ps.subscribe(shared.keys.inbox(&shared.instance)).await?;
-        ps.subscribe(shared.keys.events()).await?;
-        ps.subscribe(shared.keys.broadcast()).await?;
-        Ok::<_, redis::RedisError>(ps)
-    };
-    match tokio::time::timeout(after, fut).await {
-        Ok(r) => r.map_err(ClusterError::redis("subscribe")),
-        Err(_) => Err(ClusterError::Timeout {
-            op: "subscribe",
-            after,
-        }),
+) -> Result<Subscription, ClusterError> {
+    let (tx, pushes) = mpsc::unbounded_channel();
+    let opts = conn_options(&shared.timings);
+    let conn = within_connect_timeout(redis, async {
+        let mut conn = RedisConn::connect_subscriber(redis, &opts, tx).await?;
+        subscribe_all(&mut conn, shared).await?;
+        Ok(conn)
+    })
+    .await?;
+    Ok(Subscription { conn, pushes })
+}
+
+/// The channel and payload of a message push, if it is one.
+fn message_of(push: PushInfo) -> Option<(Vec<u8>, Vec<u8>)> {
+    if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
+        return None;
+    }
+    let mut data = push.data.into_iter();
+    match (data.next(), data.next()) {
+        (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) => {
+            Some((channel, payload))
+        }
+        _ => None,
     }
 }
 
 pub(crate) struct Subscriber {
-    pub(crate) client: redis::Client,
     /// Redacted URL, for logs.
     pub(crate) url: String,
     pub(crate) handle: ClusterHandle,
@@ -63,57 +92,98 @@ pub(crate) struct Subscriber {
 }
 
 impl Subscriber {
-    pub(crate) async fn run(self, first: PubSub, cancel: CancellationToken) {
+    pub(crate) async fn run(self, first: Subscription, cancel: CancellationToken) {
         let shared = Arc::clone(&self.handle.shared);
         let inbox_channel = shared.keys.inbox(&shared.instance);
         let events_channel = shared.keys.events();
         let broadcast_channel = shared.keys.broadcast();
-        let mut conn = Some(first);
-        let mut backoff = Duration::from_millis(50);
+        let Subscription {
+            mut conn,
+            mut pushes,
+        } = first;
+        // False from a lost connection or a dropped inbox until every
+        // subscription is confirmed again.
+        let mut subscribed = true;
+        let mut check =
+            tokio::time::interval(shared.timings.op_timeout.min(Duration::from_millis(500)));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let ps = match conn.take() {
-                Some(ps) => ps,
-                None => {
-                    tokio::select! {
-                        biased;
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    match subscribe(&self.client, &shared).await {
-                        Ok(ps) => {
-                            info!("pub/sub re-established");
-                            backoff = Duration::from_millis(50);
-                            let _ = self.internal.send(Internal::Resubscribed).await;
-                            ps
-                        }
-                        Err(e) => {
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
-                            debug!(error = %e, retry_in = ?backoff, "pub/sub reconnect failed");
-                            continue;
-                        }
-                    }
+            let push = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                push = pushes.recv() => push,
+                _ = check.tick() => {
+                    subscribed = self.check(&mut conn, &shared, subscribed).await;
+                    continue;
                 }
             };
-            let mut stream = ps.into_on_message();
-            loop {
-                let msg = tokio::select! {
-                    biased;
-                    _ = cancel.cancelled() => return,
-                    m = stream.next() => m,
-                };
-                let Some(msg) = msg else {
-                    warn!(url = %self.url, "pub/sub connection lost; reconnecting");
-                    break;
-                };
-                let channel = msg.get_channel_name();
-                let raw = bytes::Bytes::copy_from_slice(msg.get_payload_bytes());
-                if channel == events_channel {
-                    self.on_event(&raw, &cancel).await;
-                } else if channel == inbox_channel {
-                    self.on_inbox(raw, &cancel).await;
-                } else if channel == broadcast_channel {
-                    self.on_broadcast(raw);
+            let Some(push) = push else {
+                // The connection is gone for good (it is never dropped
+                // while we hold it); nothing more will arrive.
+                warn!(url = %self.url, "pub/sub connection closed");
+                return;
+            };
+            match push.kind {
+                PushKind::Disconnection => {
+                    if subscribed {
+                        warn!(url = %self.url, "pub/sub connection lost; reconnecting");
+                    }
+                    subscribed = false;
+                    continue;
                 }
+                PushKind::SUnsubscribe if is_dropped_shard_channel(&push, &inbox_channel) => {
+                    warn!(channel = %inbox_channel, "the server dropped our inbox (its slot moved); subscribing again");
+                    subscribed = false;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some((channel, payload)) = message_of(push) else {
+                continue;
+            };
+            let raw = bytes::Bytes::from(payload);
+            if channel == events_channel.as_bytes() {
+                self.on_event(&raw, &cancel).await;
+            } else if channel == inbox_channel.as_bytes() {
+                self.on_inbox(raw, &cancel).await;
+            } else if channel == broadcast_channel.as_bytes() {
+                self.on_broadcast(raw);
+            }
+        }
+    }
+
+    /// Subscribes again when `subscribed` is false, telling the runtime
+    /// once it worked; otherwise pings, so a dead connection is noticed.
+    /// Returns whether every subscription stands.
+    async fn check(&self, conn: &mut RedisConn, shared: &Shared, subscribed: bool) -> bool {
+        let after = shared.timings.op_timeout;
+        if subscribed {
+            let ping = redis::cmd("PING");
+            return match tokio::time::timeout(after, ping.exec_async(conn)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    warn!(url = %self.url, error = %e, "pub/sub connection failed; subscribing again");
+                    false
+                }
+                Err(_) => {
+                    warn!(url = %self.url, ?after, "pub/sub connection does not answer; subscribing again");
+                    false
+                }
+            };
+        }
+        match tokio::time::timeout(after, subscribe_all(conn, shared)).await {
+            Ok(Ok(())) => {
+                info!("pub/sub re-established");
+                let _ = self.internal.send(Internal::Resubscribed).await;
+                true
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "subscribing again failed; retrying");
+                false
+            }
+            Err(_) => {
+                debug!(?after, "subscribing again timed out; retrying");
+                false
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::error::ClusterError;
 use crate::events::ClusterEvent;
 use crate::ids::{Epoch, InstanceId, PartitionId};
-use crate::lease::{confirm_replicated, parse_lease_value, replicas_connected, AcquireOutcome};
+use crate::lease::{parse_lease_value, AcquireOutcome};
 use crate::noted::Noted;
 
 impl Running {
@@ -146,17 +146,22 @@ impl Running {
     /// promoted replica could hand their epochs out again) and false.
     async fn confirm_acquired(&mut self, won: &[(PartitionId, Epoch)]) -> bool {
         let t = self.shared.timings;
-        let mut replicas = 0;
-        let con = &mut self.con;
-        let confirmed = timed(t.op_timeout, "replication confirm", async {
-            replicas = replicas_connected(con).await?;
+        let parts: Vec<PartitionId> = won.iter().map(|(p, _)| *p).collect();
+        let confirmed = timed(
+            t.op_timeout,
+            "replication confirm",
             // Half the round-trip budget, so the answer comes back in it.
-            confirm_replicated(con, replicas, t.op_timeout / 2).await
-        })
+            self.scripts.confirm_on_replicas(
+                &mut self.con,
+                &self.shared.keys,
+                &parts,
+                t.op_timeout / 2,
+            ),
+        )
         .await;
         match confirmed {
-            Ok(true) => return true,
-            Ok(false) => Noted::AcquireUnconfirmed {
+            Ok((true, _)) => return true,
+            Ok((false, replicas)) => Noted::AcquireUnconfirmed {
                 partitions: won.len() as u64,
                 replicas,
             }

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::connection::RedisConn;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -84,7 +84,7 @@ pub enum OwnershipChange {
 #[derive(Debug)]
 pub struct ClusterRuntime {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) con: ConnectionManager,
+    pub(crate) con: RedisConn,
     pub(crate) scripts: LeaseScripts,
     pub(crate) membership: Membership,
     pub(crate) registration: Registration,
@@ -95,11 +95,7 @@ pub struct ClusterRuntime {
 }
 
 /// Publishes `events` on `{ns}:events` (best effort, one round trip).
-pub(crate) async fn announce(
-    con: &mut ConnectionManager,
-    shared: &Shared,
-    events: &[ClusterEvent],
-) {
+pub(crate) async fn announce(con: &mut RedisConn, shared: &Shared, events: &[ClusterEvent]) {
     if events.is_empty() {
         return;
     }
@@ -151,7 +147,7 @@ struct HandoverDone {
 
 struct Running {
     shared: Arc<Shared>,
-    con: ConnectionManager,
+    con: RedisConn,
     scripts: LeaseScripts,
     membership: Membership,
     registration: Registration,
