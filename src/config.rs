@@ -40,6 +40,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Redis URL (`redis://[user:password@]host:port/[db]`, or `rediss://` for TLS).
+    /// For a Redis Cluster, any node's URL, or several comma-separated
+    /// (found by itself).
     #[arg(
         long,
         env = "TICKSHARD_REDIS",
@@ -272,9 +274,15 @@ pub struct DemoArgs {
     #[arg(long, env = "TICKSHARD_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Use this Redis instead of starting a private redis-server.
+    /// Use this Redis (or Redis Cluster) instead of starting a private
+    /// redis-server.
     #[arg(long, env = "TICKSHARD_DEMO_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
+
+    /// Start a private Redis Cluster (3 masters, 3 replicas) instead of a
+    /// single redis-server.
+    #[arg(long, env = "TICKSHARD_DEMO_REDIS_CLUSTER", conflicts_with = "redis")]
+    pub redis_cluster: bool,
 
     /// Number of partitions.
     #[arg(long, env = "TICKSHARD_DEMO_PARTITIONS", default_value_t = NonZeroU32::new(DEFAULT_PARTITIONS).unwrap_or(NonZeroU32::MIN))]

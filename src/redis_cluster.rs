@@ -95,7 +95,10 @@ impl RedisCluster {
         let cli = find_program(REDIS_CLI_ENV, "redis-cli")
             .map_err(|binary| RedisClusterError::CliNotFound { binary })?;
         let mut nodes = Vec::with_capacity(masters * (1 + replicas));
+        let mut bus_ports = Vec::with_capacity(masters * (1 + replicas));
         for _ in 0..masters * (1 + replicas) {
+            let bus_port = free_port().map_err(RedisServerError::Io)?;
+            bus_ports.push(bus_port);
             let mut extra_args: Vec<String> = vec![
                 "--cluster-enabled".into(),
                 "yes".into(),
@@ -106,7 +109,7 @@ impl RedisCluster {
                 // The bus port is chosen like the client port, not
                 // left at port + 10000, which may be taken.
                 "--cluster-port".into(),
-                free_port().map_err(RedisServerError::Io)?.to_string(),
+                bus_port.to_string(),
                 // A replica's first sync starts at once, not after the
                 // default 5 s wait for more replicas.
                 "--repl-diskless-sync-delay".into(),
@@ -118,10 +121,23 @@ impl RedisCluster {
                 ..options.clone()
             })?);
         }
-        let out = Command::new(&cli)
+        let cluster = Self { nodes, cli };
+        if masters >= 3 {
+            cluster.create_with_cli(replicas)?;
+        } else {
+            // `redis-cli --cluster create` wants 3 masters at least.
+            cluster.assemble(masters, &bus_ports)?;
+        }
+        cluster.wait_ready(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    /// `redis-cli --cluster create` over every node.
+    fn create_with_cli(&self, replicas: usize) -> Result<(), RedisClusterError> {
+        let out = Command::new(&self.cli)
             .arg("--cluster")
             .arg("create")
-            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
             .arg("--cluster-replicas")
             .arg(replicas.to_string())
             .arg("--cluster-yes")
@@ -134,9 +150,55 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        let cluster = Self { nodes, cli };
-        cluster.wait_ready(Duration::from_secs(30))?;
-        Ok(cluster)
+        Ok(())
+    }
+
+    /// What `redis-cli --cluster create` does, by hand, for fewer than 3
+    /// masters: the first `masters` nodes share the slots, every node
+    /// meets the first, and the others replicate the masters in turn.
+    fn assemble(&self, masters: usize, bus_ports: &[u16]) -> Result<(), RedisClusterError> {
+        let per = SLOTS as usize / masters;
+        for m in 0..masters {
+            let first = m * per;
+            let last = if m + 1 == masters { SLOTS as usize - 1 } else { first + per - 1 };
+            let _: () = query(
+                &self.nodes[m],
+                redis::cmd("CLUSTER")
+                    .arg("ADDSLOTSRANGE")
+                    .arg(first)
+                    .arg(last),
+            )?;
+        }
+        for (node, bus) in self.nodes.iter().zip(bus_ports).skip(1) {
+            let _: () = query(
+                &self.nodes[0],
+                redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(node.port())
+                    .arg(bus),
+            )?;
+        }
+        let ids = (0..masters)
+            .map(|m| self.node_id(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (i, node) in self.nodes.iter().enumerate().skip(masters) {
+            let master = &ids[(i - masters) % masters];
+            // A node can replicate a master only once it knows it.
+            loop {
+                let replicate = query::<()>(
+                    node,
+                    redis::cmd("CLUSTER").arg("REPLICATE").arg(master),
+                );
+                match replicate {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() >= deadline => return Err(e),
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every node, masters and replicas as first created.

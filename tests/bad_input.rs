@@ -15,7 +15,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use redis::AsyncCommands;
 use support::fleet::{
     assert_exact, http_get, spawn_tickshard, tickshard_bin, wait_all_owned, ProcessorArgs,
 };
@@ -217,7 +216,18 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
         ),
         (keys.stats(), b"{\"type\":\"stats\",\"instance\":".to_vec()),
     ] {
-        let _: i64 = pubc.publish(channel, payload).await.unwrap();
+        // Inboxes are shard channels.
+        let verb = if channel == inbox {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let _: i64 = redis::cmd(verb)
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut pubc)
+            .await
+            .unwrap();
     }
     // A well-formed envelope whose payload is not a batch.
     let forged = Envelope {
@@ -228,8 +238,10 @@ async fn every_bad_input_is_answered_counted_and_harmless() {
         sent_ns: 0,
         payload: bytes::Bytes::from_static(b"not a batch"),
     };
-    let _: i64 = pubc
-        .publish(&inbox, forged.encode().to_vec())
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg(&inbox)
+        .arg(forged.encode().to_vec())
+        .query_async(&mut pubc)
         .await
         .unwrap();
     wait_until(Duration::from_secs(5), "forged inbox batch counted", || {

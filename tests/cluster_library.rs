@@ -201,10 +201,17 @@ async fn two_instances_split_partitions_and_talk() {
     let ask_ghost = |timeout| a.handle.request(&ghost, Bytes::new(), timeout);
     let e = ask_ghost(Duration::from_secs(1)).await.unwrap_err();
     assert!(matches!(e, RequestError::Unreachable { .. }), "{e}");
-    // A listener that never answers: a raw subscriber on ghost's inbox.
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut silent = client.get_async_pubsub().await.unwrap();
-    silent.subscribe(lib().inbox(&ghost)).await.unwrap();
+    // A listener that never answers: a raw subscriber on ghost's inbox (a
+    // shard channel).
+    let (pushes, _heard) = tokio::sync::mpsc::unbounded_channel();
+    let mut silent = tickshard::cluster::RedisConn::connect_subscriber(
+        &tickshard::redis_conn::RedisConfig::new(server.url()),
+        &Default::default(),
+        pushes,
+    )
+    .await
+    .unwrap();
+    silent.ssubscribe(&lib().inbox(&ghost)).await.unwrap();
     let e = ask_ghost(Duration::from_millis(200)).await.unwrap_err();
     assert!(matches!(e, RequestError::Timeout { .. }), "{e}");
 
@@ -262,8 +269,12 @@ async fn garbage_on_the_inbox_and_events_is_counted_and_ignored() {
         b"{\"kind\":\"lease_acquired\"}",
         &[0xff; 40],
     ] {
-        for channel in [lib().inbox(&"a".parse().unwrap()), lib().events()] {
-            let _: i64 = redis::cmd("PUBLISH")
+        // The inbox is a shard channel, the events a cluster-wide one.
+        for (verb, channel) in [
+            ("SPUBLISH", lib().inbox(&"a".parse().unwrap())),
+            ("PUBLISH", lib().events()),
+        ] {
+            let _: i64 = redis::cmd(verb)
                 .arg(channel)
                 .arg(junk)
                 .query_async(&mut con)

@@ -92,7 +92,8 @@ pub struct Args {
     pub mode: Mode,
 
     /// Redis URL, for --mode owner-aware (`redis://[user:password@]host:port/`,
-    /// or `rediss://` for TLS).
+    /// or `rediss://` for TLS); for a Redis Cluster, any node's URL or
+    /// several comma-separated.
     #[arg(long, env = "TICKSHARD_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
 

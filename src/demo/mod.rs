@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DemoArgs;
+use crate::redis_cluster::{RedisCluster, RedisClusterError};
 use crate::redis_server::{free_port, RedisServer, RedisServerError, RedisServerOptions};
 pub use children::ManagedChild;
 use control::{DemoProcesses, ProcessorTemplate};
@@ -34,6 +35,9 @@ pub enum DemoError {
     /// The private Redis could not start.
     #[error(transparent)]
     Redis(#[from] RedisServerError),
+    /// The private Redis Cluster could not start.
+    #[error(transparent)]
+    RedisCluster(#[from] RedisClusterError),
     /// A binary is missing.
     #[error("{0} not found; build the workspace first (`cargo build --release --workspace`) or set {FEED_SIM_ENV}")]
     MissingBinary(PathBuf),
@@ -48,6 +52,15 @@ pub enum DemoError {
     /// The dashboard failed.
     #[error("dashboard: {0}")]
     Dashboard(String),
+}
+
+/// The Redis the demo started (stopped when dropped), if any: held, never
+/// read.
+#[allow(dead_code)]
+enum PrivateRedis {
+    None,
+    Server(RedisServer),
+    Cluster(RedisCluster),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
@@ -70,15 +83,22 @@ pub async fn run(args: DemoArgs, shutdown: CancellationToken) -> Result<(), Demo
         .tempdir()
         .map_err(io("creating the demo directory"))?;
 
-    let (redis_url, _redis) = match &args.redis {
-        Some(url) => (url.clone(), None),
-        None => {
-            let server = RedisServer::start_with(RedisServerOptions {
-                die_with_parent: true,
-                ..Default::default()
-            })?;
+    let private = RedisServerOptions {
+        die_with_parent: true,
+        ..Default::default()
+    };
+    let (redis_url, _redis) = match (&args.redis, args.redis_cluster) {
+        (Some(url), _) => (url.clone(), PrivateRedis::None),
+        (None, true) => {
+            let cluster = RedisCluster::start_with(3, 1, private)?;
+            let url = cluster.seed_urls();
+            tracing::info!(nodes = %url, "private Redis Cluster started (3 masters, 3 replicas)");
+            (url, PrivateRedis::Cluster(cluster))
+        }
+        (None, false) => {
+            let server = RedisServer::start_with(private)?;
             tracing::info!(url = %server.url(), "private redis-server started");
-            (server.url(), Some(server))
+            (server.url(), PrivateRedis::Server(server))
         }
     };
     let namespace = format!("demo{}", std::process::id());

@@ -75,7 +75,7 @@ const PREFIX: &str = "tickshard";
 type ClusterCounter = (&'static str, &'static str, fn(&ClusterMetrics) -> u64);
 
 /// The cluster layer's counters on `/metrics` (`tickshard_cluster_<name>_total`).
-const CLUSTER_COUNTERS: [ClusterCounter; 6] = [
+const CLUSTER_COUNTERS: [ClusterCounter; 7] = [
     (
         "renew_failures",
         "Lease renew round trips that failed.",
@@ -105,6 +105,11 @@ const CLUSTER_COUNTERS: [ClusterCounter; 6] = [
         "unmatched_replies",
         "Replies that matched no waiting request.",
         |m| m.unmatched_replies,
+    ),
+    (
+        "inbox_bytes",
+        "Payload bytes received on this instance's inbox (what pub/sub carried to it).",
+        |m| m.inbox_bytes,
     ),
 ];
 

@@ -46,6 +46,9 @@ pub struct ClusterMetrics {
     pub bad_events: u64,
     /// Replies that matched no waiting request (late or foreign).
     pub unmatched_replies: u64,
+    /// Payload bytes received on this instance's inbox (what pub/sub
+    /// carried to it).
+    pub inbox_bytes: u64,
 }
 
 /// The live counters behind [`ClusterMetrics`].
@@ -60,6 +63,7 @@ pub(crate) struct Counters {
     pub(crate) bad_inbox_messages: Counter,
     pub(crate) bad_events: Counter,
     pub(crate) unmatched_replies: Counter,
+    pub(crate) inbox_bytes: Counter,
 }
 
 impl Counters {
@@ -74,6 +78,7 @@ impl Counters {
             bad_inbox_messages: self.bad_inbox_messages.get(),
             bad_events: self.bad_events.get(),
             unmatched_replies: self.unmatched_replies.get(),
+            inbox_bytes: self.inbox_bytes.get(),
         }
     }
 }

@@ -145,6 +145,7 @@ impl Subscriber {
             if channel == events_channel.as_bytes() {
                 self.on_event(&raw, &cancel).await;
             } else if channel == inbox_channel.as_bytes() {
+                shared.counters.inbox_bytes.add(raw.len() as u64);
                 self.on_inbox(raw, &cancel).await;
             } else if channel == broadcast_channel.as_bytes() {
                 self.on_broadcast(raw);
