@@ -160,7 +160,11 @@ impl RedisCluster {
         let per = SLOTS as usize / masters;
         for m in 0..masters {
             let first = m * per;
-            let last = if m + 1 == masters { SLOTS as usize - 1 } else { first + per - 1 };
+            let last = if m + 1 == masters {
+                SLOTS as usize - 1
+            } else {
+                first + per - 1
+            };
             let _: () = query(
                 &self.nodes[m],
                 redis::cmd("CLUSTER")
@@ -187,10 +191,8 @@ impl RedisCluster {
             let master = &ids[(i - masters) % masters];
             // A node can replicate a master only once it knows it.
             loop {
-                let replicate = query::<()>(
-                    node,
-                    redis::cmd("CLUSTER").arg("REPLICATE").arg(master),
-                );
+                let replicate =
+                    query::<()>(node, redis::cmd("CLUSTER").arg("REPLICATE").arg(master));
                 match replicate {
                     Ok(()) => break,
                     Err(e) if Instant::now() >= deadline => return Err(e),

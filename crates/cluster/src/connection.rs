@@ -98,12 +98,14 @@ pub struct ConnOptions {
     pub retries: u32,
 }
 
+/// redis-rs's own defaults: 1 s to connect, 500 ms for a reply, 6
+/// reconnection attempts.
 impl Default for ConnOptions {
     fn default() -> Self {
         Self {
-            connection_timeout: Duration::from_secs(2),
-            response_timeout: None,
-            retries: 2,
+            connection_timeout: Duration::from_secs(1),
+            response_timeout: Some(Duration::from_millis(500)),
+            retries: 6,
         }
     }
 }

@@ -159,9 +159,12 @@ impl Subscriber {
     async fn check(&self, conn: &mut RedisConn, shared: &Shared, subscribed: bool) -> bool {
         let after = shared.timings.op_timeout;
         if subscribed {
+            // The inbox's master: the one whose loss loses messages.
             let ping = redis::cmd("PING");
-            return match tokio::time::timeout(after, ping.exec_async(conn)).await {
-                Ok(Ok(())) => true,
+            let inbox = shared.keys.inbox(&shared.instance);
+            let ping = conn.query_at_master_of::<redis::Value>(&ping, &inbox);
+            return match tokio::time::timeout(after, ping).await {
+                Ok(Ok(_)) => true,
                 Ok(Err(e)) => {
                     warn!(url = %self.url, error = %e, "pub/sub connection failed; subscribing again");
                     false
