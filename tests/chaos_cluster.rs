@@ -310,3 +310,29 @@ async fn flushes_lost_in_a_failover_are_repaired_by_the_owners_next_flushes() {
     let truth = c.finish().await;
     assert_eq!(truth.ticks, 150_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_a_private_cluster_shows_every_instance_alive_and_every_partition_owned() {
+    let demo = support::demo::Demo::start_with(3, 20_000, &["--redis-cluster"]).await;
+    let mut ws = demo.ws().await;
+    let ids: Vec<String> = ["p1", "p2", "p3"].map(str::to_owned).to_vec();
+    // Alive means its `{ns}:stats` arrive; owners come from the leases.
+    let snap = demo
+        .frame_where(
+            &mut ws,
+            Duration::from_secs(60),
+            "3 instances alive, every partition owned, ticks flowing",
+            |s| {
+                support::demo::alive_ids(s).len() == 3
+                    && support::demo::all_owned_by(s, PARTITIONS as usize, &ids)
+                    && s["ticks_per_s"].as_f64().is_some_and(|r| r > 0.0)
+            },
+        )
+        .await;
+    eprintln!("[demo] {}", support::demo::summary(&snap));
+    assert!(
+        demo.stderr().contains("private Redis Cluster started"),
+        "{}",
+        demo.stderr()
+    );
+}

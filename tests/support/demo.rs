@@ -36,6 +36,11 @@ impl Demo {
     /// Starts `tickshard demo --processors N --rate R` (the built-in S&P
     /// 500 universe) on a free port and waits for its banner.
     pub async fn start(processors: u32, rate: u64) -> Demo {
+        Self::start_with(processors, rate, &[]).await
+    }
+
+    /// As [`Demo::start`], with `extra` demo options (`--redis-cluster`).
+    pub async fn start_with(processors: u32, rate: u64, extra: &[&str]) -> Demo {
         // The demo runs feed-sim from beside the tickshard binary.
         feed_sim_bin();
         let port = tickshard::redis_server::free_port().expect("free port");
@@ -55,6 +60,7 @@ impl Demo {
                 "--rate",
                 &rate.to_string(),
             ])
+            .args(extra)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

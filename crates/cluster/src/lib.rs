@@ -98,6 +98,9 @@
 //!
 //! # Modules
 //!
+//! - [`connection`]: [`RedisConn`], one connection type for a single
+//!   Redis server or a Redis Cluster (found by itself), and everything
+//!   that differs between the two.
 //! - [`config`]: join options, derived timings, `{ns}:{cluster}:config`.
 //! - [`membership`]: heartbeats, pruning, unique ids, the full read.
 //! - [`lease`]: the acquire / renew / release Lua scripts (fencing).
@@ -146,6 +149,18 @@
 //! - What is *not* supported: losing the epoch counters while keeping the
 //!   data they fenced (e.g. deleting `{ns}:*:epoch:*` by hand, or keeping the
 //!   data in another Redis). Run Redis with AOF if the data must survive.
+//!
+//! # Redis Cluster
+//!
+//! - Every key of a partition is in the partition's hash slot, so a
+//!   fenced write stays one script. Scripts over many partitions (acquire,
+//!   renew) run once per partition on a cluster, all at once.
+//! - A lease won counts only once the replicas in sync with the master
+//!   serving its slot hold it (`WAIT` on that master), so a promoted
+//!   replica cannot hand its epoch out again.
+//! - Inboxes are shard channels, published to and subscribed on the master
+//!   serving their slot; after a failover or a reshard the subscriber
+//!   subscribes again and the runtime re-reads everything.
 
 pub mod assign;
 pub mod clock;
