@@ -336,3 +336,55 @@ async fn the_demo_on_a_private_cluster_shows_every_instance_alive_and_every_part
         demo.stderr()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_cluster_is_joined_with_the_same_options() {
+    const PASSWORD: &str = "cluster-secret-7";
+    let cluster = RedisCluster::start(3, 0)
+        .unwrap_or_else(|e| panic!("this test needs redis-server and redis-cli: {e}"));
+    for node in cluster.nodes() {
+        let mut con = redis::Client::open(node.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(PASSWORD)
+            .query(&mut con)
+            .unwrap();
+    }
+    let port = cluster.nodes()[0].port();
+    // The password apart from the URL, as an operator would pass it.
+    let p = support::procs::Proc::spawn(
+        "p1",
+        support::fleet::tickshard_bin(),
+        &[
+            "processor",
+            "--redis",
+            &format!("redis://127.0.0.1:{port}/"),
+            "--id",
+            "p1",
+            "--cluster",
+            "acl",
+        ]
+        .map(str::to_owned),
+        &[("RUST_LOG", "info"), ("TICKSHARD_REDIS_PASSWORD", PASSWORD)],
+    );
+    let authed = format!("redis://:{PASSWORD}@127.0.0.1:{port}/");
+    support::wait_until(
+        Duration::from_secs(20),
+        "p1 owns every partition",
+        || async {
+            let conn = support::connect_url(&authed).await.unwrap();
+            support::chaos::leases_of(conn, "acl", "p1").await.len() == PARTITIONS as usize
+        },
+    )
+    .await;
+    let log = p.log();
+    assert!(log.contains("deployment=Redis Cluster"), "{log}");
+    assert!(
+        !log.contains(PASSWORD),
+        "the password shows in the log:\n{log}"
+    );
+}
