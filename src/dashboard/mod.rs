@@ -210,8 +210,6 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Dashboard, DashboardError> {
     check_exposure(config.listen, config.auth_token.as_ref(), config.insecure)?;
-    // The events and stats are cluster-wide channels: any node's will do.
-    let client = config.redis.client()?;
     // Fail fast with the real reason.
     let opts = ConnOptions::default();
     let connect = RedisConn::connect(&config.redis, &opts);
@@ -259,7 +257,7 @@ pub async fn start(
     );
     let tasks = vec![
         tokio::spawn(redis_io::run_subscriber(
-            client,
+            config.redis.clone(),
             config.keys.clone(),
             config.ping_every,
             tx.clone(),

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::cluster::RedisConn;
 use crate::dashboard::aggregate::PollResult;
 use crate::keys::Keys;
+use crate::redis_conn::RedisConfig;
 use crate::tick::{InstanceId, PartitionId};
 
 /// Something the Redis edge read.
@@ -57,16 +58,23 @@ pub fn next_backoff(current: Duration) -> Duration {
 /// Subscribes to `{ns}:stats` and `{ns}:events` and forwards every message
 /// until `shutdown`, reconnecting with capped backoff.
 pub async fn run_subscriber(
-    client: redis::Client,
+    redis: RedisConfig,
     keys: Keys,
     ping_every: Duration,
     tx: mpsc::Sender<Input>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_START;
+    // The seed each session starts at: the next one after a failure, so a
+    // session whose node died moves on (the channels are cluster-wide).
+    let mut seed = 0;
     loop {
         let started = tokio::time::Instant::now();
-        let end = session(&client, &keys, ping_every, &tx, &shutdown).await;
+        let end = match redis.seed_client(seed) {
+            Ok(client) => session(&client, &keys, ping_every, &tx, &shutdown).await,
+            Err(e) => SessionEnd::ConnectFailed(e.to_string()),
+        };
+        seed += 1;
         match end {
             SessionEnd::Shutdown | SessionEnd::AggregatorGone => return,
             SessionEnd::ConnectFailed(e) | SessionEnd::PingFailed(e) => {

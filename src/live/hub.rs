@@ -157,6 +157,7 @@ impl LiveHub {
         let (commands, rx) = mpsc::channel(256);
         let task = HubTask {
             redis,
+            attempts: 0,
             keys,
             partitions,
             report: report.clone(),
@@ -227,6 +228,8 @@ struct Client {
 
 struct HubTask {
     redis: RedisConfig,
+    /// Pub/sub connections attempted (picks the seed of the next).
+    attempts: usize,
     keys: Keys,
     partitions: Option<NonZeroU32>,
     report: MalformedReport,
@@ -286,11 +289,13 @@ impl HubTask {
     }
 
     async fn connect(&mut self) -> Result<PubSubStream, LiveError> {
-        // The live channels are cluster-wide: any node's pub/sub will do.
+        // The live channels are cluster-wide: any node's pub/sub will do,
+        // and each attempt tries the next seed.
         let client = self
             .redis
-            .client()
+            .seed_client(self.attempts)
             .map_err(|e| LiveError::Redis(e.to_string()))?;
+        self.attempts += 1;
         let pubsub = client.get_async_pubsub().await?;
         let (sink, stream) = pubsub.split();
         if self.conn.is_none() {
@@ -572,6 +577,7 @@ mod tests {
     fn task(report: MalformedReport) -> HubTask {
         HubTask {
             redis: RedisConfig::new("redis://127.0.0.1:1/"),
+            attempts: 0,
             keys: Keys::new("t"),
             partitions: NonZeroU32::new(4),
             report,

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 
@@ -138,9 +140,10 @@ impl OwnershipMap {
 #[derive(Debug, Clone)]
 pub struct Observer {
     redis: RedisConfig,
-    /// The first seed's client, for the events (cluster-wide pub/sub, so
-    /// any node hears them).
-    client: redis::Client,
+    /// Event streams opened so far: each starts at the next seed (the
+    /// events are cluster-wide, so any node hears them, and a dead one is
+    /// left behind).
+    streams: Arc<AtomicUsize>,
     keys: ClusterKeys,
 }
 
@@ -153,12 +156,13 @@ impl Observer {
     /// A watcher of the cluster under `keys` in the Redis `redis` points
     /// at; connects on first use.
     pub fn new(redis: &RedisConfig, keys: ClusterKeys) -> Result<Self, ClusterError> {
-        let client = redis
+        // Fails here, not on first use, for a URL that does not parse.
+        redis
             .client()
             .map_err(|e| ClusterError::from_config(redis, e))?;
         Ok(Self {
             redis: redis.clone(),
-            client,
+            streams: Arc::default(),
             keys,
         })
     }
@@ -203,8 +207,12 @@ impl Observer {
     pub async fn events(
         &self,
     ) -> Result<impl Stream<Item = ObservedEvent> + Send + 'static, ClusterError> {
-        let mut ps = self
-            .client
+        let n = self.streams.fetch_add(1, Ordering::Relaxed);
+        let client = self
+            .redis
+            .seed_client(n)
+            .map_err(|e| ClusterError::from_config(&self.redis, e))?;
+        let mut ps = client
             .get_async_pubsub()
             .await
             .map_err(ClusterError::redis("observer subscribe"))?;

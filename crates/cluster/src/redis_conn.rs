@@ -206,6 +206,17 @@ impl RedisConfig {
         self.client_with(redis::ProtocolVersion::RESP2)
     }
 
+    /// Builds the client of seed `n`, counted round and round the list: a
+    /// reconnecting pub/sub session passes its attempt number, so one that
+    /// lost its node (a dead cluster master) tries the next seed.
+    pub fn seed_client(&self, n: usize) -> Result<redis::Client, RedisConfigError> {
+        let seeds: Vec<&str> = self.seeds().collect();
+        match seeds.get(n % seeds.len().max(1)) {
+            Some(seed) => self.only(seed).client(),
+            None => self.client(),
+        }
+    }
+
     /// A Redis Cluster client builder over every seed, with the same
     /// credentials and TLS. Nothing is connected yet.
     pub fn cluster_client(&self) -> Result<redis::cluster::ClusterClientBuilder, RedisConfigError> {
@@ -314,6 +325,32 @@ mod tests {
             client.get_connection_info().redis_settings().password(),
             Some("added")
         );
+    }
+
+    #[test]
+    fn seeds_are_taken_round_and_round_with_the_same_options() {
+        let c = RedisConfig::new("redis://u:pw1@a:1/, redis://u:pw1@b:2/")
+            .with_password(Some("sep".into()));
+        assert_eq!(c.seeds().count(), 2);
+        assert_eq!(c.redacted_url(), "redis://***@a:1/,redis://***@b:2/");
+        let addr = |n| {
+            c.seed_client(n)
+                .unwrap()
+                .get_connection_info()
+                .addr()
+                .to_string()
+        };
+        assert_eq!(addr(0), "a:1");
+        assert_eq!(addr(1), "b:2");
+        assert_eq!(addr(2), "a:1");
+        let settings = c
+            .seed_client(1)
+            .unwrap()
+            .get_connection_info()
+            .redis_settings()
+            .clone();
+        assert_eq!(settings.password(), Some("sep"));
+        assert!(!format!("{c:?}").contains("pw1"));
     }
 
     #[test]
