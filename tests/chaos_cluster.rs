@@ -103,6 +103,12 @@ fn partitions_on(cluster: &RedisCluster, ns: &str, m: usize) -> Vec<(u16, Partit
     on
 }
 
+/// Every partition's lease value (`{instance}:{epoch}`).
+async fn lease_values(c: &Chaos, ns: &str) -> Vec<Option<String>> {
+    let keys = Keys::new(ns).all_leases(PARTITIONS);
+    c.conn.mget(&keys).await.unwrap()
+}
+
 /// Waits (blocking this worker, not the others) until the cluster serves
 /// every slot again.
 fn wait_cluster_ready(cluster: &RedisCluster, within: Duration) {
@@ -118,6 +124,8 @@ async fn sigkill_of_a_master_and_of_a_processor_mid_stream_is_exact() {
     let victim = c.redis.cluster().masters().unwrap()[0];
     let its_partitions = partitions_on(c.redis.cluster(), "mkill", victim);
     assert!(!its_partitions.is_empty());
+    let theirs: BTreeSet<u32> = its_partitions.iter().map(|(_, p)| p.0).collect();
+    let leases_before = lease_values(&c, "mkill").await;
     let t0 = Instant::now();
     c.redis.cluster_mut().node_mut(victim).unwrap().kill();
     // Its replica is promoted (cluster-node-timeout 1 s) and serves its slots.
@@ -130,6 +138,17 @@ async fn sigkill_of_a_master_and_of_a_processor_mid_stream_is_exact() {
         its_partitions.len(),
         t0.elapsed()
     );
+    // The other masters' partitions kept their owners and epochs: one
+    // master down costs only its own partitions.
+    let leases_after = lease_values(&c, "mkill").await;
+    for (p, (before, after)) in leases_before.iter().zip(&leases_after).enumerate() {
+        if !theirs.contains(&(p as u32)) {
+            assert_eq!(
+                before, after,
+                "partition {p} of a healthy master changed hands"
+            );
+        }
+    }
     // And a processor dies too, while the stream goes on.
     c.kill9(1);
     let truth = c.finish().await;

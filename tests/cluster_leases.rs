@@ -121,17 +121,17 @@ async fn renew_only_extends_our_own_lease_at_our_epoch() {
     };
     assert_eq!(
         s.renew(&mut con, &keys, &a, &[(p, e)], TTL).await.unwrap(),
-        vec![true]
+        vec![Some(true)]
     );
     assert_eq!(
         s.renew(&mut con, &keys, &a, &[(p, Epoch(e.0 + 1))], TTL)
             .await
             .unwrap(),
-        vec![false]
+        vec![Some(false)]
     );
     assert_eq!(
         s.renew(&mut con, &keys, &b, &[(p, e)], TTL).await.unwrap(),
-        vec![false]
+        vec![Some(false)]
     );
     let pttl: i64 = redis::cmd("PTTL")
         .arg(keys.lease(p))
@@ -149,7 +149,7 @@ async fn renew_only_extends_our_own_lease_at_our_epoch() {
     // A renew after the lease moved on is refused.
     assert_eq!(
         s.renew(&mut con, &keys, &a, &[(p, e)], TTL).await.unwrap(),
-        vec![false]
+        vec![Some(false)]
     );
 }
 
@@ -214,7 +214,7 @@ async fn foreign_data_under_lease_keys_is_left_alone() {
     let held = [(PartitionId(1), Epoch(1)), (PartitionId(3), e)];
     assert_eq!(
         s.renew(&mut con, &keys, &a, &held, TTL).await.unwrap(),
-        vec![false, true]
+        vec![Some(false), Some(true)]
     );
     assert_eq!(
         s.release(&mut con, &keys, &a, &held).await.unwrap(),

@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::clock::now_ms;
+use crate::cluster::connection::within;
 use crate::cluster::{ConnOptions, ConnectError, RedisConn};
 use crate::config::DashboardArgs;
 use crate::http::auth::{check_exposure, require_token, AuthToken, ExposureError};
@@ -156,7 +157,7 @@ pub enum DashboardError {
     /// Redis is unreachable at start-up.
     #[error("redis unreachable at start-up: {0}")]
     RedisUnreachable(String),
-    /// Redis is reachable but unusable (a Redis Cluster node).
+    /// Redis is reachable but unusable (e.g. it may evict keys).
     #[error(transparent)]
     Redis(#[from] crate::cluster::ClusterError),
     /// The listen address cannot be bound.
@@ -213,13 +214,10 @@ pub async fn start(
     // Fail fast with the real reason.
     let opts = ConnOptions::default();
     let connect = RedisConn::connect(&config.redis, &opts);
-    let conn = match tokio::time::timeout(Duration::from_secs(5), connect).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(ConnectError::Config(e))) => return Err(e.into()),
-        Ok(Err(ConnectError::Redis(e))) => {
-            return Err(DashboardError::RedisUnreachable(e.to_string()))
-        }
-        Err(_) => return Err(DashboardError::RedisUnreachable("connect timed out".into())),
+    let conn = match within(Duration::from_secs(5), connect).await {
+        Ok(c) => c,
+        Err(ConnectError::Config(e)) => return Err(e.into()),
+        Err(e) => return Err(DashboardError::RedisUnreachable(e.to_string())),
     };
     info!(redis = %config.redis.redacted_url(), deployment = %conn.deployment(), "dashboard connected to Redis");
     let listener = tokio::net::TcpListener::bind(config.listen)

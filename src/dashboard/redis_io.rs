@@ -65,16 +65,14 @@ pub async fn run_subscriber(
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_START;
-    // The seed each session starts at: the next one after a failure, so a
-    // session whose node died moves on (the channels are cluster-wide).
-    let mut seed = 0;
     loop {
         let started = tokio::time::Instant::now();
-        let end = match redis.seed_client(seed) {
+        // Each session at the next seed (the channels are cluster-wide), so
+        // one whose node died moves on.
+        let end = match redis.next_seed_client() {
             Ok(client) => session(&client, &keys, ping_every, &tx, &shutdown).await,
             Err(e) => SessionEnd::ConnectFailed(e.to_string()),
         };
-        seed += 1;
         match end {
             SessionEnd::Shutdown | SessionEnd::AggregatorGone => return,
             SessionEnd::ConnectFailed(e) | SessionEnd::PingFailed(e) => {

@@ -157,7 +157,6 @@ impl LiveHub {
         let (commands, rx) = mpsc::channel(256);
         let task = HubTask {
             redis,
-            attempts: 0,
             keys,
             partitions,
             report: report.clone(),
@@ -228,8 +227,6 @@ struct Client {
 
 struct HubTask {
     redis: RedisConfig,
-    /// Pub/sub connections attempted (picks the seed of the next).
-    attempts: usize,
     keys: Keys,
     partitions: Option<NonZeroU32>,
     report: MalformedReport,
@@ -293,9 +290,8 @@ impl HubTask {
         // and each attempt tries the next seed.
         let client = self
             .redis
-            .seed_client(self.attempts)
+            .next_seed_client()
             .map_err(|e| LiveError::Redis(e.to_string()))?;
-        self.attempts += 1;
         let pubsub = client.get_async_pubsub().await?;
         let (sink, stream) = pubsub.split();
         if self.conn.is_none() {
@@ -577,7 +573,6 @@ mod tests {
     fn task(report: MalformedReport) -> HubTask {
         HubTask {
             redis: RedisConfig::new("redis://127.0.0.1:1/"),
-            attempts: 0,
             keys: Keys::new("t"),
             partitions: NonZeroU32::new(4),
             report,

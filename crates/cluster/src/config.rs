@@ -11,11 +11,13 @@ use super::error::ClusterError;
 use crate::ids::InstanceId;
 use crate::keys::ClusterKeys;
 
-/// Schema version stored in `{ns}:{cluster}:config`: 3 since the
-/// cluster-wide keys share the hash tag `{cluster}` (the config moved from
-/// `{ns}:config`); 2 since keys of a partition carry its hash tag
-/// (`{ns}:{p<p>}:...`); 1 before.
-pub const SCHEMA: &str = "3";
+/// Schema version stored in `{ns}:{cluster}:config`: 4 since the inboxes
+/// are shard channels (`SPUBLISH`; an instance of schema 3 would never
+/// hear one of 4, nor the other way round); 3 since the cluster-wide keys
+/// share the hash tag `{cluster}` (the config moved from `{ns}:config`); 2
+/// since keys of a partition carry its hash tag (`{ns}:{p<p>}:...`); 1
+/// before.
+pub const SCHEMA: &str = "4";
 
 /// How an instance joins the cluster.
 #[derive(Clone)]
@@ -98,7 +100,7 @@ impl Timings {
 /// Creates `{ns}:{cluster}:config` if absent, then checks that it
 /// matches; a namespace an older version created (its config still at
 /// `{ns}:config`) is refused before anything is written. It also marks
-/// `{ns}:config` with `schema 3`, which an older version meets first and
+/// `{ns}:config` with this schema, which an older version meets first and
 /// refuses, so old and new instances never run side by side.
 pub async fn ensure_config<C: ConnectionLike + Send>(
     con: &mut C,
@@ -133,7 +135,7 @@ pub async fn ensure_config<C: ConnectionLike + Send>(
     check_partitions(keys, stored.as_deref(), partitions)
 }
 
-/// Refuses a namespace created before key schema 3, whose config is still
+/// Refuses a namespace created by an older version: before key schema 3 its config is still
 /// `{ns}:config` (a config without a `schema` field is schema 1's); one
 /// holding this schema is the mark [`ensure_config`] leaves for older
 /// versions.

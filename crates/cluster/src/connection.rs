@@ -40,7 +40,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
@@ -52,6 +52,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::eviction::info_field;
 use crate::redis_conn::{RedisConfig, RedisConfigError};
+
+/// Each slot group (its items' range) with its outcome, in order.
+pub type GroupResults<T, E> = Vec<(Range<usize>, Result<Vec<T>, E>)>;
 
 /// What kind of Redis a URL leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,23 @@ pub enum ConnectError {
     /// Redis refused or did not answer.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// No connection within the time given to [`within`].
+    #[error("no answer within {after:?}")]
+    Timeout {
+        /// The time given.
+        after: Duration,
+    },
+}
+
+/// `opening` (a connection being opened and set up) within `after`, or
+/// [`ConnectError::Timeout`].
+pub async fn within<T>(
+    after: Duration,
+    opening: impl Future<Output = Result<T, ConnectError>>,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(after, opening)
+        .await
+        .unwrap_or(Err(ConnectError::Timeout { after }))
 }
 
 /// Timeouts and retries of a connection.
@@ -98,8 +118,10 @@ pub struct ConnOptions {
     pub retries: u32,
 }
 
-/// redis-rs's own defaults: 1 s to connect, 500 ms for a reply, 6
-/// reconnection attempts.
+/// redis-rs's own timeouts and retries (1 s to connect, 500 ms for a
+/// reply, 6 reconnection attempts); reconnection delays from 20 ms to 1 s
+/// (redis-rs: from 100 ms, uncapped), so a Redis back after a restart or a
+/// failover is found again within about a second.
 impl Default for ConnOptions {
     fn default() -> Self {
         Self {
@@ -191,11 +213,16 @@ impl RedisConn {
             {
                 Ok(info) if is_cluster_node(&info) => Ok(Deployment::Cluster),
                 Ok(_) => Ok(Deployment::Single),
-                Err(e) if e.code() == Some("NOPERM") => {
+                // A restricted ACL, a renamed or disabled INFO: as before
+                // cluster support, a single server is assumed.
+                Err(e) if e.code().is_some_and(|c| c != "LOADING") => {
                     tracing::warn!(url = %one.redacted_url(), error = %e, "cannot read INFO cluster; taking this Redis for a single server");
                     Ok(Deployment::Single)
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
             };
         }
         Err(match last {
@@ -287,17 +314,38 @@ impl RedisConn {
 
     /// Runs `call` on each of [`Self::slot_groups`]`(n)` at once (each on
     /// a clone of this connection, so a cluster routes each to its
-    /// master) and joins the results in order.
-    pub async fn per_slot_group<T, E, F, Fut>(&self, n: usize, mut call: F) -> Result<Vec<T>, E>
+    /// master). Each group's outcome on its own, in order: on a cluster one
+    /// master down fails only the groups it serves.
+    pub async fn per_slot_group<T, E, F, Fut>(
+        &self,
+        n: usize,
+        mut call: F,
+    ) -> GroupResults<T, E>
     where
         F: FnMut(RedisConn, Range<usize>) -> Fut,
         Fut: Future<Output = Result<Vec<T>, E>>,
     {
-        let calls = self
-            .slot_groups(n)
-            .into_iter()
-            .map(|r| call(self.clone(), r));
-        Ok(try_join_all(calls).await?.into_iter().flatten().collect())
+        let groups = self.slot_groups(n);
+        let calls: Vec<Fut> = groups
+            .iter()
+            .map(|r| call(self.clone(), r.clone()))
+            .collect();
+        let results = join_all(calls).await;
+        groups.into_iter().zip(results).collect()
+    }
+
+    /// [`Self::per_slot_group`] when every group must succeed: the results
+    /// joined in order, or the first error.
+    pub async fn per_slot_group_all<T, E, F, Fut>(&self, n: usize, call: F) -> Result<Vec<T>, E>
+    where
+        F: FnMut(RedisConn, Range<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<T>, E>>,
+    {
+        let mut out = Vec::with_capacity(n);
+        for (_, r) in self.per_slot_group(n, call).await {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 
     /// The values of `keys` (keys of different partitions), in order: one
@@ -309,11 +357,15 @@ impl RedisConn {
     where
         T: FromRedisValue + Send,
     {
-        self.per_slot_group(keys.len(), |mut con, r| async move {
+        self.per_slot_group_all(keys.len(), |mut con, r| async move {
             match &keys[r] {
-                [one] => Ok(vec![
-                    redis::cmd("GET").arg(one).query_async(&mut con).await?,
-                ]),
+                [one] => match redis::cmd("GET").arg(one).query_async(&mut con).await {
+                    // As `MGET` answers for a key of another type.
+                    Err(e) if e.code() == Some("WRONGTYPE") => {
+                        Ok(vec![redis::from_redis_value(Value::Nil)?])
+                    }
+                    r => Ok(vec![r?]),
+                },
                 many => redis::cmd("MGET").arg(many).query_async(&mut con).await,
             }
         })
@@ -363,16 +415,9 @@ impl RedisConn {
         match &mut self.inner {
             Inner::Single(c) => scan_one(c, pattern, &mut names).await?,
             Inner::Cluster(c) => {
-                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                let masters: Vec<String> =
-                    match c.route_command(redis::cmd("PING"), routing).await? {
-                        Value::Map(pairs) => pairs
-                            .into_iter()
-                            .map(|(addr, _)| redis::from_redis_value(addr))
-                            .collect::<Result<_, _>>()?,
-                        _ => Vec::new(),
-                    };
-                for addr in masters {
+                let masters =
+                    on_each(c, &redis::cmd("PING"), MultipleNodeRoutingInfo::AllMasters).await?;
+                for (addr, _) in masters {
                     let Some((host, port)) = addr.rsplit_once(':') else {
                         continue;
                     };
@@ -397,17 +442,26 @@ impl RedisConn {
     ) -> redis::RedisResult<Vec<(String, Value)>> {
         match &mut self.inner {
             Inner::Single(c) => Ok(vec![(String::new(), cmd.query_async(c).await?)]),
-            Inner::Cluster(c) => {
-                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
-                match c.route_command(cmd.clone(), routing).await? {
-                    Value::Map(pairs) => pairs
-                        .into_iter()
-                        .map(|(addr, v)| Ok((redis::from_redis_value(addr)?, v)))
-                        .collect(),
-                    other => Ok(vec![(String::new(), other)]),
-                }
-            }
+            Inner::Cluster(c) => on_each(c, cmd, MultipleNodeRoutingInfo::AllNodes).await,
         }
+    }
+}
+
+/// `cmd` on each node of `nodes`: every reply with the node's address
+/// (`host:port`), as redis-rs answers a command routed to several nodes
+/// without a policy to combine them.
+async fn on_each(
+    conn: &mut ClusterConnection,
+    cmd: &Cmd,
+    nodes: MultipleNodeRoutingInfo,
+) -> redis::RedisResult<Vec<(String, Value)>> {
+    let routing = RoutingInfo::MultiNode((nodes, None));
+    match conn.route_command(cmd.clone(), routing).await? {
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .map(|(addr, v)| Ok((redis::from_redis_value(addr)?, v)))
+            .collect(),
+        other => Ok(vec![(String::new(), other)]),
     }
 }
 

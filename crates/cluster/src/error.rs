@@ -47,11 +47,23 @@ pub enum ClusterError {
         /// `maxmemory-policy`.
         policy: String,
     },
+    /// The server does not know the sharded pub/sub commands.
+    #[error(
+        "Redis at {url} does not know SSUBSCRIBE ({reason}): tickshard's inboxes are shard \
+         channels, which need Redis 7.0 or later"
+    )]
+    RedisTooOld {
+        /// The URL, with any password removed.
+        url: String,
+        /// What the server said.
+        reason: String,
+    },
     /// The cluster's keys were laid out by another version.
     #[error(
         "cluster {namespace} was created with key schema {stored} ({key}); this version uses \
          schema {schema}, whose keys carry a hash tag ({namespace}:{{cluster}}:config, \
-         {namespace}:{{p7}}:lease:7). Start it under a new namespace (--cluster), or stop every \
+         {namespace}:{{p7}}:lease:7) and whose inboxes are shard channels, which older \
+         instances never hear. Start it under a new namespace (--cluster), or stop every \
          instance and delete the namespace's keys first",
         schema = crate::config::SCHEMA
     )]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::config::{ensure_config, ClusterOptions, Timings};
-use super::connection::{ConnOptions, ConnectError, RedisConn};
+use super::connection::{within, ConnOptions, ConnectError, RedisConn};
 use super::error::ClusterError;
 use super::events::ClusterEvent;
 use super::handle::{ClusterHandle, Counters, Shared};
@@ -65,9 +65,14 @@ pub(crate) fn conn_options(timings: &Timings) -> ConnOptions {
 
 /// The typed error of a connection that could not be opened.
 pub(crate) fn connect_error(redis: &RedisConfig, e: ConnectError) -> ClusterError {
+    let url = redis.redacted_url();
     match e {
         ConnectError::Config(e) => ClusterError::from_config(redis, e),
-        ConnectError::Redis(e) => classify(&redis.redacted_url(), e),
+        ConnectError::Redis(e) => classify(&url, e),
+        ConnectError::Timeout { after } => {
+            let reason = with_tls_hint(&url, format!("no answer within {after:?}"), false);
+            ClusterError::Unreachable { url, reason }
+        }
     }
 }
 
@@ -76,15 +81,9 @@ pub(crate) async fn within_connect_timeout<T>(
     redis: &RedisConfig,
     what: impl std::future::Future<Output = Result<T, ConnectError>>,
 ) -> Result<T, ClusterError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, what).await {
-        Ok(r) => r.map_err(|e| connect_error(redis, e)),
-        Err(_) => {
-            let url = redis.redacted_url();
-            let reason =
-                with_tls_hint(&url, format!("no answer within {CONNECT_TIMEOUT:?}"), false);
-            Err(ClusterError::Unreachable { url, reason })
-        }
-    }
+    within(CONNECT_TIMEOUT, what)
+        .await
+        .map_err(|e| connect_error(redis, e))
 }
 
 /// A connection (single server or Redis Cluster) that reconnects by
@@ -150,6 +149,7 @@ impl Cluster {
         let (ownership_tx, ownership) = mpsc::channel((4 * partitions).max(64));
         let subscriber_cancel = CancellationToken::new();
         let subscriber = Subscriber {
+            redis: opts.redis.clone(),
             url: url.clone(),
             handle: handle.clone(),
             inbox: inbox_tx,

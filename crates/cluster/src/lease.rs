@@ -25,12 +25,14 @@
 //! `WAIT` on the master serving the lease); the runtime gives back a lease
 //! it could not confirm, and never acts as its owner.
 
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use redis::Script;
 
 use super::error::ClusterError;
-use crate::connection::RedisConn;
+use crate::connection::{GroupResults, RedisConn};
 use crate::ids::{Epoch, InstanceId, PartitionId};
 use crate::keys::ClusterKeys;
 
@@ -123,7 +125,9 @@ impl LeaseScripts {
     }
 
     /// Tries to acquire every partition in `parts` for `me` (one round
-    /// trip; see the module docs).
+    /// trip; see the module docs). On a cluster with a master down, the
+    /// partitions it serves are left out of the answer (not acquired); an
+    /// error only when no master answered.
     pub async fn acquire(
         &self,
         con: &mut RedisConn,
@@ -132,11 +136,16 @@ impl LeaseScripts {
         parts: &[PartitionId],
         ttl: Duration,
     ) -> Result<Vec<(PartitionId, AcquireOutcome)>, ClusterError> {
-        con.per_slot_group(parts.len(), |mut con, r| async move {
-            self.acquire_together(&mut con, keys, me, &parts[r], ttl)
-                .await
-        })
-        .await
+        let groups = con
+            .per_slot_group(parts.len(), |mut con, r| async move {
+                self.acquire_together(&mut con, keys, me, &parts[r], ttl)
+                    .await
+            })
+            .await;
+        Ok(each_group("lease acquire", groups)?
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     /// [`Self::acquire`] of partitions one script may touch together.
@@ -184,7 +193,10 @@ impl LeaseScripts {
     }
 
     /// Renews every lease in `held` (ours at that epoch) in one round trip;
-    /// `true` where the lease was still ours and got a fresh TTL.
+    /// per lease, `Some(true)` where it was still ours and got a fresh TTL,
+    /// `Some(false)` where it is not ours any more, `None` where its master
+    /// did not answer (a cluster with a master down; an error only when
+    /// none answered).
     pub async fn renew(
         &self,
         con: &mut RedisConn,
@@ -192,13 +204,14 @@ impl LeaseScripts {
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
         ttl: Duration,
-    ) -> Result<Vec<bool>, ClusterError> {
+    ) -> Result<Vec<Option<bool>>, ClusterError> {
         self.if_ours("lease renew", con, keys, me, held, ttl_ms(ttl))
             .await
     }
 
     /// Releases (compare-and-delete) every lease in `held`; `true` where it
-    /// was still ours and is now gone.
+    /// was still ours and is now gone (`false` also where its master did
+    /// not answer: it lapses).
     pub async fn release(
         &self,
         con: &mut RedisConn,
@@ -206,7 +219,10 @@ impl LeaseScripts {
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
     ) -> Result<Vec<bool>, ClusterError> {
-        self.if_ours("lease release", con, keys, me, held, 0).await
+        let done = self
+            .if_ours("lease release", con, keys, me, held, 0)
+            .await?;
+        Ok(done.into_iter().map(|d| d == Some(true)).collect())
     }
 
     /// Runs [`IF_OURS`] over `held`: a fresh TTL of `ttl_ms`, or deletion
@@ -219,72 +235,143 @@ impl LeaseScripts {
         me: &InstanceId,
         held: &[(PartitionId, Epoch)],
         ttl_ms: u64,
-    ) -> Result<Vec<bool>, ClusterError> {
-        con.per_slot_group(held.len(), |mut con, r| async move {
-            let held = &held[r];
-            let mut inv = self.if_ours.prepare_invoke();
-            inv.arg(ttl_ms);
-            for &(p, e) in held {
-                inv.key(keys.lease(p)).arg(lease_value(me, e));
-            }
-            let raw: Vec<i64> = inv
-                .invoke_async(&mut con)
-                .await
-                .map_err(ClusterError::redis(op))?;
-            if raw.len() != held.len() {
-                return Err(protocol(
-                    op,
-                    format!("{} results for {} leases", raw.len(), held.len()),
-                ));
-            }
-            Ok(raw.into_iter().map(|r| r == 1).collect())
-        })
-        .await
+    ) -> Result<Vec<Option<bool>>, ClusterError> {
+        let groups = con
+            .per_slot_group(held.len(), |mut con, r| async move {
+                let held = &held[r];
+                let mut inv = self.if_ours.prepare_invoke();
+                inv.arg(ttl_ms);
+                for &(p, e) in held {
+                    inv.key(keys.lease(p)).arg(lease_value(me, e));
+                }
+                let raw: Vec<i64> = inv
+                    .invoke_async(&mut con)
+                    .await
+                    .map_err(ClusterError::redis(op))?;
+                if raw.len() != held.len() {
+                    return Err(protocol(
+                        op,
+                        format!("{} results for {} leases", raw.len(), held.len()),
+                    ));
+                }
+                Ok(raw.into_iter().map(|r| r == 1).collect())
+            })
+            .await;
+        each_group(op, groups)
     }
 
-    /// Whether every replica in sync with the master serving each lease of
-    /// `won` holds it (and its epoch), waiting at most `timeout`; also the
-    /// most replicas any of those masters has. One check per master on a
-    /// single server, per partition on a cluster, all at once.
+    /// Per lease of `won` (won by `me` at that epoch just now), whether
+    /// every replica in sync with the master serving it holds it, waiting
+    /// at most `timeout`, and the master serving its slot now still holds
+    /// it (a failover in between would not); also the most replicas any
+    /// of those masters has. One `WAIT` per master (its connection carried
+    /// the acquisitions); a lease whose master did not answer is not
+    /// confirmed.
     pub async fn confirm_on_replicas(
         &self,
         con: &mut RedisConn,
         keys: &ClusterKeys,
-        won: &[PartitionId],
+        me: &InstanceId,
+        won: &[(PartitionId, Epoch)],
         timeout: Duration,
-    ) -> Result<(bool, u64), ClusterError> {
-        let checks = con
+    ) -> Result<(Vec<bool>, u64), ClusterError> {
+        let lease_of = |i: usize| keys.lease(won[i].0);
+        // Which master serves each group, and how many replicas it has.
+        let masters = con
             .per_slot_group(won.len(), |mut con, r| {
-                let key = keys.lease(won[r.start]);
-                async move {
-                    let replicas = replicas_connected(&mut con, &key).await?;
-                    let ok = confirm_replicated(&mut con, &key, replicas, timeout).await?;
-                    Ok::<_, ClusterError>(vec![(ok, replicas)])
-                }
+                let key = lease_of(r.start);
+                async move { Ok::<_, ClusterError>(vec![replication_of(&mut con, &key).await?]) }
             })
-            .await?;
-        Ok(checks
-            .into_iter()
-            .fold((true, 0), |(all, most), (ok, n)| (all && ok, most.max(n))))
+            .await;
+        let mut by_master: BTreeMap<String, (u64, Vec<Range<usize>>)> = BTreeMap::new();
+        let mut most = 0;
+        for (r, m) in &masters {
+            if let Ok([(replid, replicas)]) = m.as_deref() {
+                most = most.max(*replicas);
+                let entry = by_master
+                    .entry(replid.clone())
+                    .or_insert((*replicas, Vec::new()));
+                entry.1.push(r.clone());
+            }
+        }
+        let mut confirmed = vec![false; won.len()];
+        for (replicas, groups) in by_master.values() {
+            let key = lease_of(groups[0].start);
+            let waited = confirm_replicated(&mut con.clone(), &key, *replicas, timeout).await;
+            if matches!(waited, Ok(true)) {
+                for r in groups {
+                    confirmed[r.clone()].iter_mut().for_each(|c| *c = true);
+                }
+            }
+        }
+        // Still there, on whichever master serves the slot now.
+        let lease_keys: Vec<String> = (0..won.len()).map(lease_of).collect();
+        let values = con
+            .per_slot_group(won.len(), |con, r| {
+                let keys = &lease_keys[r];
+                async move { con.mget::<Option<String>>(keys).await }
+            })
+            .await;
+        for (r, v) in values {
+            match v {
+                Ok(v) => {
+                    for (i, held) in r.zip(v) {
+                        let (_, e) = won[i];
+                        confirmed[i] &= held.as_deref() == Some(lease_value(me, e).as_str());
+                    }
+                }
+                Err(_) => confirmed[r].iter_mut().for_each(|c| *c = false),
+            }
+        }
+        Ok((confirmed, most))
     }
 }
 
-/// Replicas in sync now with the master serving `key`: its `INFO
-/// replication` lines `slave<n>:...,state=online,...` (0 on a replica-less
-/// server). A replica still making its first copy is not counted. A user
-/// whose ACL forbids `INFO` cannot tell: 0, with a warning, as the
-/// eviction check does.
-async fn replicas_connected(con: &mut RedisConn, key: &str) -> Result<u64, ClusterError> {
+/// Each group's results spread over its items: `None` for the items of a
+/// group that failed (logged); the first error when every group failed.
+fn each_group<T>(
+    op: &'static str,
+    groups: GroupResults<T, ClusterError>,
+) -> Result<Vec<Option<T>>, ClusterError> {
+    let mut out = Vec::new();
+    let mut first_error = None;
+    let mut answered = groups.is_empty();
+    for (r, g) in groups {
+        match g {
+            Ok(v) => {
+                answered = true;
+                out.extend(v.into_iter().map(Some));
+            }
+            Err(e) => {
+                tracing::debug!(op, error = %e, partitions = r.len(), "a master did not answer");
+                out.extend(r.map(|_| None));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (answered, first_error) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(out),
+    }
+}
+
+/// The master serving `key`: its replication id and the replicas in sync
+/// with it now, from its `INFO replication` (lines
+/// `slave<n>:...,state=online,...`; 0 on a replica-less server). A replica
+/// still making its first copy is not counted. A user whose ACL forbids
+/// `INFO` cannot tell: 0, with a warning, as the eviction check does.
+async fn replication_of(con: &mut RedisConn, key: &str) -> Result<(String, u64), ClusterError> {
     let info = redis::cmd("INFO").arg("replication").to_owned();
     let info: String = match con.query_at_master_of(&info, key).await {
         Ok(info) => info,
         Err(e) if e.code() == Some("NOPERM") => {
             tracing::warn!(error = %e, "cannot read INFO replication; leases are not confirmed on replicas");
-            return Ok(0);
+            return Ok((String::new(), 0));
         }
         Err(e) => return Err(ClusterError::redis("replication info")(e)),
     };
-    Ok(online_replicas(&info))
+    let replid = crate::eviction::info_field(&info, "master_replid").unwrap_or_default();
+    Ok((replid.to_owned(), online_replicas(&info)))
 }
 
 /// The replicas in `state=online` among `INFO replication`'s lines.

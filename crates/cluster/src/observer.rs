@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 
@@ -140,10 +138,6 @@ impl OwnershipMap {
 #[derive(Debug, Clone)]
 pub struct Observer {
     redis: RedisConfig,
-    /// Event streams opened so far: each starts at the next seed (the
-    /// events are cluster-wide, so any node hears them, and a dead one is
-    /// left behind).
-    streams: Arc<AtomicUsize>,
     keys: ClusterKeys,
 }
 
@@ -162,7 +156,6 @@ impl Observer {
             .map_err(|e| ClusterError::from_config(redis, e))?;
         Ok(Self {
             redis: redis.clone(),
-            streams: Arc::default(),
             keys,
         })
     }
@@ -207,10 +200,11 @@ impl Observer {
     pub async fn events(
         &self,
     ) -> Result<impl Stream<Item = ObservedEvent> + Send + 'static, ClusterError> {
-        let n = self.streams.fetch_add(1, Ordering::Relaxed);
+        // Each stream at the next seed (the events are cluster-wide, so any
+        // node hears them), so one whose node died moves on.
         let client = self
             .redis
-            .seed_client(n)
+            .next_seed_client()
             .map_err(|e| ClusterError::from_config(&self.redis, e))?;
         let mut ps = client
             .get_async_pubsub()

@@ -19,6 +19,8 @@
 //! with its `user:password@` part replaced by `***@`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// How to reach Redis: URL plus the options that are not part of it.
 #[derive(Clone, Default)]
@@ -26,6 +28,9 @@ pub struct RedisConfig {
     url: String,
     password: Option<String>,
     ca_file: Option<PathBuf>,
+    /// The seed [`RedisConfig::next_seed_client`] hands out next, shared
+    /// by every clone.
+    next_seed: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -92,6 +97,7 @@ impl RedisConfig {
             url: url.into(),
             password: None,
             ca_file: None,
+            next_seed: Arc::default(),
         }
     }
 
@@ -206,11 +212,13 @@ impl RedisConfig {
         self.client_with(redis::ProtocolVersion::RESP2)
     }
 
-    /// Builds the client of seed `n`, counted round and round the list: a
-    /// reconnecting pub/sub session passes its attempt number, so one that
-    /// lost its node (a dead cluster master) tries the next seed.
-    pub fn seed_client(&self, n: usize) -> Result<redis::Client, RedisConfigError> {
+    /// Builds the client of the next seed, round and round the list (one
+    /// cursor shared by every clone of this config): a pub/sub session
+    /// that reconnects takes the next one, so a session whose node died (a
+    /// cluster master) moves on.
+    pub fn next_seed_client(&self) -> Result<redis::Client, RedisConfigError> {
         let seeds: Vec<&str> = self.seeds().collect();
+        let n = self.next_seed.fetch_add(1, Ordering::Relaxed);
         match seeds.get(n % seeds.len().max(1)) {
             Some(seed) => self.only(seed).client(),
             None => self.client(),
@@ -333,23 +341,17 @@ mod tests {
             .with_password(Some("sep".into()));
         assert_eq!(c.seeds().count(), 2);
         assert_eq!(c.redacted_url(), "redis://***@a:1/,redis://***@b:2/");
-        let addr = |n| {
-            c.seed_client(n)
-                .unwrap()
-                .get_connection_info()
-                .addr()
-                .to_string()
+        let clone = c.clone();
+        let addr = |c: &RedisConfig| {
+            let client = c.next_seed_client().unwrap();
+            let info = client.get_connection_info();
+            let password = info.redis_settings().password().map(str::to_owned);
+            (info.addr().to_string(), password)
         };
-        assert_eq!(addr(0), "a:1");
-        assert_eq!(addr(1), "b:2");
-        assert_eq!(addr(2), "a:1");
-        let settings = c
-            .seed_client(1)
-            .unwrap()
-            .get_connection_info()
-            .redis_settings()
-            .clone();
-        assert_eq!(settings.password(), Some("sep"));
+        assert_eq!(addr(&c), ("a:1".into(), Some("sep".into())));
+        // Clones share the cursor.
+        assert_eq!(addr(&clone), ("b:2".into(), Some("sep".into())));
+        assert_eq!(addr(&c), ("a:1".into(), Some("sep".into())));
         assert!(!format!("{c:?}").contains("pw1"));
     }
 

@@ -41,6 +41,8 @@ pub(crate) enum Internal {
 pub(crate) struct Subscription {
     conn: RedisConn,
     pushes: mpsc::UnboundedReceiver<PushInfo>,
+    /// The push channel ended: nothing more will arrive on it.
+    closed: bool,
 }
 
 /// Subscribes `conn` to our inbox (a shard channel) and the cluster-wide
@@ -64,8 +66,18 @@ pub(crate) async fn subscribe(
         subscribe_all(&mut conn, shared).await?;
         Ok(conn)
     })
-    .await?;
-    Ok(Subscription { conn, pushes })
+    .await
+    .map_err(|e| match e {
+        ClusterError::Unreachable { url, reason } if reason.contains("unknown command") => {
+            ClusterError::RedisTooOld { url, reason }
+        }
+        other => other,
+    })?;
+    Ok(Subscription {
+        conn,
+        pushes,
+        closed: false,
+    })
 }
 
 /// The channel and payload of a message push, if it is one.
@@ -83,6 +95,7 @@ fn message_of(push: PushInfo) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 pub(crate) struct Subscriber {
+    pub(crate) redis: RedisConfig,
     /// Redacted URL, for logs.
     pub(crate) url: String,
     pub(crate) handle: ClusterHandle,
@@ -97,10 +110,7 @@ impl Subscriber {
         let inbox_channel = shared.keys.inbox(&shared.instance);
         let events_channel = shared.keys.events();
         let broadcast_channel = shared.keys.broadcast();
-        let Subscription {
-            mut conn,
-            mut pushes,
-        } = first;
+        let mut sub = first;
         // False from a lost connection or a dropped inbox until every
         // subscription is confirmed again.
         let mut subscribed = true;
@@ -111,17 +121,19 @@ impl Subscriber {
             let push = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return,
-                push = pushes.recv() => push,
+                push = sub.pushes.recv(), if !sub.closed => push,
                 _ = check.tick() => {
-                    subscribed = self.check(&mut conn, &shared, subscribed).await;
+                    subscribed = self.check(&mut sub, &shared, subscribed).await;
                     continue;
                 }
             };
             let Some(push) = push else {
-                // The connection is gone for good (it is never dropped
-                // while we hold it); nothing more will arrive.
-                warn!(url = %self.url, "pub/sub connection closed");
-                return;
+                // Nothing more will arrive on this connection: the next
+                // check opens a new one.
+                warn!(url = %self.url, "pub/sub connection closed; opening a new one");
+                sub.closed = true;
+                subscribed = false;
+                continue;
             };
             match push.kind {
                 PushKind::Disconnection => {
@@ -153,16 +165,18 @@ impl Subscriber {
         }
     }
 
-    /// Subscribes again when `subscribed` is false, telling the runtime
-    /// once it worked; otherwise pings, so a dead connection is noticed.
-    /// Returns whether every subscription stands.
-    async fn check(&self, conn: &mut RedisConn, shared: &Shared, subscribed: bool) -> bool {
+    /// Subscribes again when `subscribed` is false (on the same
+    /// connection, or else on a new one, so a connection that went silent
+    /// is left behind), telling the runtime once it worked; otherwise
+    /// pings the inbox's master, so a dead connection is noticed. Returns
+    /// whether every subscription stands.
+    async fn check(&self, sub: &mut Subscription, shared: &Shared, subscribed: bool) -> bool {
         let after = shared.timings.op_timeout;
         if subscribed {
             // The inbox's master: the one whose loss loses messages.
             let ping = redis::cmd("PING");
             let inbox = shared.keys.inbox(&shared.instance);
-            let ping = conn.query_at_master_of::<redis::Value>(&ping, &inbox);
+            let ping = sub.conn.query_at_master_of::<redis::Value>(&ping, &inbox);
             return match tokio::time::timeout(after, ping).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(e)) => {
@@ -175,21 +189,29 @@ impl Subscriber {
                 }
             };
         }
-        match tokio::time::timeout(after, subscribe_all(conn, shared)).await {
-            Ok(Ok(())) => {
-                info!("pub/sub re-established");
-                let _ = self.internal.send(Internal::Resubscribed).await;
-                true
+        let again = match sub.closed {
+            true => Err("the connection is closed".to_owned()),
+            false => {
+                match tokio::time::timeout(after, subscribe_all(&mut sub.conn, shared)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {after:?}")),
+                }
             }
-            Ok(Err(e)) => {
-                debug!(error = %e, "subscribing again failed; retrying");
-                false
-            }
-            Err(_) => {
-                debug!(?after, "subscribing again timed out; retrying");
-                false
+        };
+        if let Err(e) = again {
+            debug!(error = %e, "subscribing again failed; opening a new connection");
+            match subscribe(&self.redis, shared).await {
+                Ok(fresh) => *sub = fresh,
+                Err(e) => {
+                    debug!(error = %e, "a new pub/sub connection failed; retrying");
+                    return false;
+                }
             }
         }
+        info!("pub/sub re-established");
+        let _ = self.internal.send(Internal::Resubscribed).await;
+        true
     }
 
     async fn on_event(&self, raw: &[u8], cancel: &CancellationToken) {

@@ -43,12 +43,18 @@ impl Running {
                 self.note_ok();
                 let until = self.valid_from(sent);
                 let mut refused = Vec::new();
+                let mut unanswered = false;
                 for ((p, _), ok) in list.iter().zip(oks) {
                     match (ok, self.held.get_mut(&p.0)) {
-                        (true, Some(h)) => h.valid_until = h.valid_until.max(until),
-                        (false, Some(_)) => refused.push(p.0),
+                        (Some(true), Some(h)) => h.valid_until = h.valid_until.max(until),
+                        (Some(false), Some(_)) => refused.push(p.0),
+                        // Its master did not answer: its validity runs on.
+                        (None, _) => unanswered = true,
                         _ => {}
                     }
+                }
+                if unanswered {
+                    Noted::RenewFailed.emit(&self.shared.counters);
                 }
                 let mut events = Vec::new();
                 for p in refused {
@@ -94,13 +100,15 @@ impl Running {
                 AcquireOutcome::Held(_) => None,
             })
             .collect();
-        if !won.is_empty() && !self.confirm_acquired(&won).await {
-            return;
-        }
+        let unconfirmed = match won.is_empty() {
+            true => Vec::new(),
+            false => self.confirm_acquired(&won).await,
+        };
         let valid_until = self.valid_from(sent);
         let mut events = Vec::new();
         for (p, outcome) in results {
             match outcome {
+                AcquireOutcome::Won(_) if unconfirmed.contains(&p) => {}
                 AcquireOutcome::Won(epoch) => {
                     Noted::LeaseAcquired {
                         partition: p,
@@ -141,12 +149,13 @@ impl Running {
         announce(&mut self.con, &self.shared, &events).await;
     }
 
-    /// Whether every replica connected to the master holds the leases
-    /// just won (and their epochs); if not, they are given back (a
-    /// promoted replica could hand their epochs out again) and false.
-    async fn confirm_acquired(&mut self, won: &[(PartitionId, Epoch)]) -> bool {
+    /// Confirms the leases just won: every replica in sync with each
+    /// lease's master holds it and its epoch, and the master serving it now
+    /// still does. Those not confirmed are given back at once (a promoted
+    /// replica could hand their epochs out again) and returned: they are
+    /// never acted on.
+    async fn confirm_acquired(&mut self, won: &[(PartitionId, Epoch)]) -> Vec<PartitionId> {
         let t = self.shared.timings;
-        let parts: Vec<PartitionId> = won.iter().map(|(p, _)| *p).collect();
         let confirmed = timed(
             t.op_timeout,
             "replication confirm",
@@ -154,33 +163,54 @@ impl Running {
             self.scripts.confirm_on_replicas(
                 &mut self.con,
                 &self.shared.keys,
-                &parts,
+                &self.shared.instance,
+                won,
                 t.op_timeout / 2,
             ),
         )
         .await;
-        match confirmed {
-            Ok((true, _)) => return true,
-            Ok((false, replicas)) => Noted::AcquireUnconfirmed {
-                partitions: won.len() as u64,
-                replicas,
+        let unconfirmed: Vec<(PartitionId, Epoch)> = match confirmed {
+            Ok((ok, replicas)) => {
+                let not: Vec<_> = won
+                    .iter()
+                    .zip(ok)
+                    .filter(|(_, ok)| !ok)
+                    .map(|(w, _)| *w)
+                    .collect();
+                if !not.is_empty() {
+                    Noted::AcquireUnconfirmed {
+                        partitions: not.len() as u64,
+                        replicas,
+                    }
+                    .emit(&self.shared.counters);
+                }
+                not
             }
-            .emit(&self.shared.counters),
-            Err(e) => self.note_error(&e),
+            Err(e) => {
+                self.note_error(&e);
+                won.to_vec()
+            }
+        };
+        if unconfirmed.is_empty() {
+            return Vec::new();
         }
         // Given back at once rather than left to lapse; if this fails too,
         // they lapse within the TTL.
         let released = timed(
             t.op_timeout,
             "lease release",
-            self.scripts
-                .release(&mut self.con, &self.shared.keys, &self.shared.instance, won),
+            self.scripts.release(
+                &mut self.con,
+                &self.shared.keys,
+                &self.shared.instance,
+                &unconfirmed,
+            ),
         )
         .await;
         if let Err(e) = released {
             debug!(error = %e, "giving back unconfirmed leases failed; they lapse");
         }
-        false
+        unconfirmed.into_iter().map(|(p, _)| p).collect()
     }
 
     pub(super) async fn start_handover(&mut self, partition: PartitionId, to: &InstanceId) {
