@@ -316,11 +316,7 @@ impl RedisConn {
     /// a clone of this connection, so a cluster routes each to its
     /// master). Each group's outcome on its own, in order: on a cluster one
     /// master down fails only the groups it serves.
-    pub async fn per_slot_group<T, E, F, Fut>(
-        &self,
-        n: usize,
-        mut call: F,
-    ) -> GroupResults<T, E>
+    pub async fn per_slot_group<T, E, F, Fut>(&self, n: usize, mut call: F) -> GroupResults<T, E>
     where
         F: FnMut(RedisConn, Range<usize>) -> Fut,
         Fut: Future<Output = Result<Vec<T>, E>>,
