@@ -183,8 +183,9 @@ impl std::fmt::Debug for RedisConn {
 
 impl RedisConn {
     /// Finds out what the seeds of `config` lead to: the first seed that
-    /// answers `INFO cluster` decides. A server whose ACL forbids `INFO`
-    /// is taken for a single server.
+    /// answers `INFO cluster` decides. A server that refuses `INFO` (a
+    /// restricted ACL, a renamed command) is taken for a single server; one
+    /// that refuses the credentials is an error.
     pub async fn detect(
         config: &RedisConfig,
         opts: &ConnOptions,
@@ -213,6 +214,8 @@ impl RedisConn {
             {
                 Ok(info) if is_cluster_node(&info) => Ok(Deployment::Cluster),
                 Ok(_) => Ok(Deployment::Single),
+                // Wrong or missing credentials: said as such by the caller.
+                Err(e) if matches!(e.code(), Some("NOAUTH" | "WRONGPASS")) => Err(e.into()),
                 // A restricted ACL, a renamed or disabled INFO: as before
                 // cluster support, a single server is assumed.
                 Err(e) if e.code().is_some_and(|c| c != "LOADING") => {

@@ -187,7 +187,9 @@ impl Cluster {
         let runtime = ClusterRuntime {
             shared,
             con: control,
-            scripts: LeaseScripts::new(),
+            // A master that does not answer fails only its partitions, in
+            // time for the others' answers to count.
+            scripts: LeaseScripts::new().with_group_timeout(timings.op_timeout * 3 / 4),
             membership,
             registration,
             ownership: ownership_tx,

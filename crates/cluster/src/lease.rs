@@ -103,6 +103,10 @@ pub enum AcquireOutcome {
 pub struct LeaseScripts {
     acquire: Script,
     if_ours: Script,
+    /// Longest wait for one master's answer: a master that does not answer
+    /// in time fails only its own partitions, before the caller's timeout
+    /// for the whole round fails them all.
+    group_timeout: Duration,
 }
 
 impl Default for LeaseScripts {
@@ -121,7 +125,27 @@ impl LeaseScripts {
         Self {
             acquire: Script::new(ACQUIRE),
             if_ours: Script::new(IF_OURS),
+            group_timeout: Duration::from_secs(2),
         }
+    }
+
+    /// With each master's answer waited for at most `timeout` (default
+    /// 2 s; keep it below the timeout of the whole round).
+    pub fn with_group_timeout(mut self, timeout: Duration) -> Self {
+        self.group_timeout = timeout;
+        self
+    }
+
+    /// `call` (one master's part of a round) within the group timeout.
+    async fn in_time<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        let after = self.group_timeout;
+        tokio::time::timeout(after, call)
+            .await
+            .unwrap_or(Err(ClusterError::Timeout { op, after }))
     }
 
     /// Tries to acquire every partition in `parts` for `me` (one round
@@ -138,8 +162,8 @@ impl LeaseScripts {
     ) -> Result<Vec<(PartitionId, AcquireOutcome)>, ClusterError> {
         let groups = con
             .per_slot_group(parts.len(), |mut con, r| async move {
-                self.acquire_together(&mut con, keys, me, &parts[r], ttl)
-                    .await
+                let call = self.acquire_together(&mut con, keys, me, &parts[r], ttl);
+                self.in_time("lease acquire", call).await
             })
             .await;
         Ok(each_group("lease acquire", groups)?
@@ -244,10 +268,12 @@ impl LeaseScripts {
                 for &(p, e) in held {
                     inv.key(keys.lease(p)).arg(lease_value(me, e));
                 }
-                let raw: Vec<i64> = inv
-                    .invoke_async(&mut con)
-                    .await
-                    .map_err(ClusterError::redis(op))?;
+                let call = async {
+                    inv.invoke_async(&mut con)
+                        .await
+                        .map_err(ClusterError::redis(op))
+                };
+                let raw: Vec<i64> = self.in_time(op, call).await?;
                 if raw.len() != held.len() {
                     return Err(protocol(
                         op,
@@ -280,7 +306,10 @@ impl LeaseScripts {
         let masters = con
             .per_slot_group(won.len(), |mut con, r| {
                 let key = lease_of(r.start);
-                async move { Ok::<_, ClusterError>(vec![replication_of(&mut con, &key).await?]) }
+                async move {
+                    let call = replication_of(&mut con, &key);
+                    Ok::<_, ClusterError>(vec![self.in_time("replication info", call).await?])
+                }
             })
             .await;
         let mut by_master: BTreeMap<String, (u64, Vec<Range<usize>>)> = BTreeMap::new();
@@ -309,7 +338,14 @@ impl LeaseScripts {
         let values = con
             .per_slot_group(won.len(), |con, r| {
                 let keys = &lease_keys[r];
-                async move { con.mget::<Option<String>>(keys).await }
+                async move {
+                    let call = async {
+                        con.mget::<Option<String>>(keys)
+                            .await
+                            .map_err(ClusterError::redis("lease check"))
+                    };
+                    self.in_time("lease check", call).await
+                }
             })
             .await;
         for (r, v) in values {
