@@ -134,18 +134,25 @@ impl RedisCluster {
 
     /// `redis-cli --cluster create` over every node.
     fn create_with_cli(&self, replicas: usize) -> Result<(), RedisClusterError> {
+        let mut args = vec!["create".to_owned()];
+        args.extend(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())));
+        args.extend(["--cluster-replicas".to_owned(), replicas.to_string()]);
+        self.cluster_cli(&args)
+    }
+
+    /// `redis-cli --cluster <args> --cluster-yes`; its output in the error
+    /// when it fails.
+    fn cluster_cli(&self, args: &[String]) -> Result<(), RedisClusterError> {
         let out = Command::new(&self.cli)
             .arg("--cluster")
-            .arg("create")
-            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
-            .arg("--cluster-replicas")
-            .arg(replicas.to_string())
+            .args(args)
             .arg("--cluster-yes")
             .output()
             .map_err(RedisServerError::Io)?;
         if !out.status.success() {
             return Err(RedisClusterError::Create(format!(
-                "{}{}",
+                "{}: {}{}",
+                args.first().map_or("", String::as_str),
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             )));
@@ -335,27 +342,16 @@ impl RedisCluster {
     /// with `redis-cli --cluster reshard` (keys and all), while clients
     /// keep working.
     pub fn reshard(&self, from: usize, to: usize, slots: u16) -> Result<(), RedisClusterError> {
-        let out = Command::new(&self.cli)
-            .arg("--cluster")
-            .arg("reshard")
-            .arg(format!("127.0.0.1:{}", self.nodes[from].port()))
-            .arg("--cluster-from")
-            .arg(self.node_id(from)?)
-            .arg("--cluster-to")
-            .arg(self.node_id(to)?)
-            .arg("--cluster-slots")
-            .arg(slots.to_string())
-            .arg("--cluster-yes")
-            .output()
-            .map_err(RedisServerError::Io)?;
-        if !out.status.success() {
-            return Err(RedisClusterError::Create(format!(
-                "reshard: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        Ok(())
+        self.cluster_cli(&[
+            "reshard".to_owned(),
+            format!("127.0.0.1:{}", self.nodes[from].port()),
+            "--cluster-from".to_owned(),
+            self.node_id(from)?,
+            "--cluster-to".to_owned(),
+            self.node_id(to)?,
+            "--cluster-slots".to_owned(),
+            slots.to_string(),
+        ])
     }
 
     /// The hash slot of `key`, as the cluster computes it.

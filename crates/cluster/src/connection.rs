@@ -503,12 +503,18 @@ struct OnNode<'a> {
     port: u16,
 }
 
-impl ConnectionLike for OnNode<'_> {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+impl OnNode<'_> {
+    fn route(&self) -> SingleNodeRoutingInfo {
+        SingleNodeRoutingInfo::ByAddress {
             host: self.host.clone(),
             port: self.port,
-        });
+        }
+    }
+}
+
+impl ConnectionLike for OnNode<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let routing = RoutingInfo::SingleNode(self.route());
         Box::pin(self.conn.route_command(cmd.clone(), routing))
     }
 
@@ -518,10 +524,7 @@ impl ConnectionLike for OnNode<'_> {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let routing = SingleNodeRoutingInfo::ByAddress {
-            host: self.host.clone(),
-            port: self.port,
-        };
+        let routing = self.route();
         Box::pin(
             self.conn
                 .route_pipeline(cmd.clone(), offset, count, routing),
