@@ -108,10 +108,19 @@ fn partitions_on(cluster: &RedisCluster, ns: &str, m: usize) -> Vec<(u16, Partit
     on
 }
 
-/// Every partition's lease value (`{instance}:{epoch}`).
+/// Every partition's lease value (`{instance}:{epoch}`), read as soon as
+/// the test's own connection answers again (after a failover it first has
+/// to find the new topology).
 async fn lease_values(c: &Chaos, ns: &str) -> Vec<Option<String>> {
     let keys = Keys::new(ns).all_leases(PARTITIONS);
-    c.conn.mget(&keys).await.unwrap()
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.conn.mget(&keys).await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= deadline => panic!("reading the leases: {e}"),
+            Err(_) => tokio::task::yield_now().await,
+        }
+    }
 }
 
 /// Waits (blocking this worker, not the others) until the cluster serves
